@@ -1,0 +1,31 @@
+# Two entry points, both usable on a fresh machine (see README.md):
+#   make demo   sets up .venv and runs the main job (crossrank demo)
+#   make test   sets up .venv and runs ruff and the whole test suite
+# The dev install pins torch to the CPU build through constraints.txt; the packages' own
+# dependency ranges stay wide.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
+
+.PHONY: setup demo test lint
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt $(INTEGRATIONS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -c constraints.txt -e ".[dev]" $(foreach p,$(INTEGRATIONS),-e $(dir $(p)))
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/crossrank demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest

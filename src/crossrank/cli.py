@@ -1,0 +1,227 @@
+"""The `crossrank` command line.
+
+    crossrank rerank --query "..." --input candidates.jsonl [--top-k 10] [--model ...]
+    crossrank demo
+
+`rerank` reads documents as a JSON list or JSON Lines (a file, or stdin with `-`), and writes
+one ranked document per line: the caller's fields, with the contract fields added
+(`document_id`, `score`, `original_score`, `rerank_position`). A progress bar is shown when
+stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from crossrank.config import DEFAULT_MODEL
+from crossrank.errors import CrossrankError, ModelLoadError
+from crossrank.reranker import Reranker
+from crossrank.results import RankedDocument
+
+MODEL_ENV = "CROSSRANK_MODEL"
+
+
+class InputError(CrossrankError, ValueError):
+    """The candidates file is not JSON or JSON Lines of documents."""
+
+
+def read_documents(stream: TextIO, name: str) -> list[Any]:
+    """Documents from a JSON list (or {"documents": [...]}) or from JSON Lines."""
+    text = stream.read()
+    stripped = text.lstrip()
+    if not stripped:
+        return []
+    if stripped[0] in "[{" and not _looks_like_jsonl(stripped):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}: not valid JSON ({exc})") from exc
+        if isinstance(data, dict):
+            if not isinstance(data.get("documents"), list):
+                raise InputError(f'{name}: a JSON object input needs a "documents" list')
+            data = data["documents"]
+        return data
+    docs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            docs.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}, line {number}: not valid JSON ({exc})") from exc
+    return docs
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    """Several non-empty lines that each start a JSON object: JSON Lines, not one document."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return len(lines) > 1 and lines[0].lstrip().startswith("{") and lines[0].rstrip().endswith("}")
+
+
+def output_record(result: RankedDocument, original_score_field: str, nest: bool) -> dict[str, Any]:
+    """The caller's document with the contract fields added, losing nothing.
+
+    A document field that the contract would overwrite is an error (use `--nest`), except the
+    previous stage's score field, whose value is kept in `original_score`.
+    """
+    fields = result.contract_fields()
+    doc = result.document
+    if nest or not isinstance(doc, dict):
+        return {"document": doc, **fields}
+    for name in fields:
+        if name in doc and name != original_score_field and doc[name] != fields[name]:
+            raise InputError(
+                f"document {result.index} (id {result.document_id!r}) already has a field "
+                f"{name!r}, which the output would overwrite; rerun with --nest to keep "
+                "each document whole under 'document'"
+            )
+    return {**doc, **fields}
+
+
+def _progress_callback(total: int) -> Any:
+    if not sys.stderr.isatty() or total < 64:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="scoring", unit="pair", file=sys.stderr)
+    return bar.update, bar
+
+
+def _cmd_rerank(args: argparse.Namespace) -> int:
+    settings: dict[str, Any] = {
+        "model": args.model,
+        "document_field": args.document_field,
+        "original_score_field": args.original_score_field,
+        "batch_size": args.batch_size,
+        "device": args.device,
+    }
+    if args.top_k is not None:
+        settings["top_k"] = args.top_k
+    if args.scorer:
+        settings["scorer"] = args.scorer
+    if args.max_length:
+        settings["max_length"] = args.max_length
+    reranker = Reranker(**settings)
+    if args.input == "-":
+        documents = read_documents(sys.stdin, "stdin")
+    else:
+        with open(args.input, encoding="utf-8") as f:
+            documents = read_documents(f, args.input)
+    update, bar = _progress_callback(len(documents))
+    try:
+        results = reranker.rerank(args.query, documents, progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+    # Build every record first: a collision error must not leave a half-written output.
+    lines = [
+        json.dumps(output_record(r, args.original_score_field, args.nest), ensure_ascii=False)
+        for r in results
+    ]
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in lines)
+    else:
+        sys.stdout.writelines(line + "\n" for line in lines)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from crossrank.demo import run_demo
+
+    return run_demo(args.model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crossrank",
+        description="Re-rank retrieved documents with a cross-encoder.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    default_model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    p = sub.add_parser(
+        "rerank",
+        help="rerank candidate documents for one query",
+        description=(
+            "Score every candidate against the query and write them best first as JSON Lines, "
+            "each with document_id, score (the reranker's), original_score (the previous "
+            "stage's) and rerank_position (0-based) added."
+        ),
+    )
+    p.add_argument("--query", "-q", required=True, help="the query to rank the documents for")
+    p.add_argument(
+        "--input",
+        "-i",
+        default="-",
+        help="candidates as a JSON list or JSON Lines file; '-' (default) reads stdin",
+    )
+    p.add_argument("--output", "-o", help="write the ranked JSON Lines here (default: stdout)")
+    p.add_argument("--top-k", "-k", type=int, help="how many to keep (default: all, reordered)")
+    p.add_argument(
+        "--model",
+        "-m",
+        default=default_model,
+        help=f"Hugging Face cross-encoder name or local folder (default: ${MODEL_ENV} or "
+        f"{DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--scorer",
+        help='an http(s) endpoint taking {"pairs": [[q, d], ...]} and returning '
+        '{"scores": [...]}; overrides --model',
+    )
+    p.add_argument(
+        "--document-field",
+        default="content",
+        help="field holding the text; dotted paths such as metadata.body reach into nesting "
+        "(default: content)",
+    )
+    p.add_argument(
+        "--original-score-field",
+        default="score",
+        help="field holding the previous stage's score, copied to original_score (default: score)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
+    p.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--nest",
+        action="store_true",
+        help="write each document whole under 'document' instead of adding fields beside its own",
+    )
+    p.set_defaults(func=_cmd_rerank)
+
+    d = sub.add_parser(
+        "demo",
+        help="rerank a small Cranfield sample and show what changed",
+        description="Rerank BM25 candidates for a few Cranfield queries and print before/after.",
+    )
+    d.add_argument("--model", "-m", default=default_model, help="cross-encoder name or folder")
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ModelLoadError as exc:
+        print(f"crossrank: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"crossrank: error: invalid setting: {exc}", file=sys.stderr)
+        return 1
+    except (CrossrankError, OSError) as exc:
+        print(f"crossrank: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""The rerank stage contract: every setting a rerank stage takes, validated in one place.
+
+`RerankConfig` is a frozen pydantic model, so a `Reranker` built from it can cache what it
+loaded (the scorer) without the settings drifting underneath it. It serialises to and from
+JSON (`model_dump_json` / `model_validate_json`) as long as `scorer` is an endpoint URL or
+unset; a Python callable cannot be written to JSON and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator
+
+DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
+
+Activation = Literal["default", "sigmoid", "none"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_PATH_SEGMENT = re.compile(r"^[^.\s]+$")
+
+
+class RerankConfig(BaseModel):
+    """Settings of one rerank stage (the *stage contract*).
+
+    Scores: with the built-in model scorer, `score` is the cross-encoder's output after
+    `activation`. `"default"` applies the model's own activation (for a one-logit reranker
+    such as bge-reranker or ms-marco MiniLM this is a sigmoid, so scores lie in (0, 1));
+    `"sigmoid"` forces a sigmoid; `"none"` returns raw logits. A custom `scorer` returns the
+    final scores itself, so it takes no `activation`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        min_length=1,
+        description="Hugging Face cross-encoder name or local folder.",
+    )
+    scorer: Any = Field(
+        default=None,
+        description=(
+            "Custom scorer that overrides `model`: an http(s) URL speaking "
+            '{"pairs": [[query, doc], ...]} -> {"scores": [...]}, a callable taking the list '
+            "of (query, text) pairs, or an object with a `score(pairs)` method."
+        ),
+    )
+    top_k: PositiveInt | None = Field(
+        default=None, description="How many documents to return; None keeps all, reordered."
+    )
+    query: str | None = Field(default=None, description="Default query, overridable per call.")
+    document_field: str = Field(
+        default="content",
+        description="Where the text lives: a key or attribute, dotted paths reach into nesting.",
+    )
+    original_score_field: str = Field(
+        default="score",
+        description="Where the previous stage's score lives (dotted path); copied untouched.",
+    )
+    batch_size: PositiveInt = Field(default=32, description="Pairs per forward pass.")
+    max_length: PositiveInt | None = Field(
+        default=None, description="Token limit per pair; None uses the model's own limit."
+    )
+    device: str = Field(default="auto", description="auto (cuda, then mps, then cpu) or a device.")
+    dtype: DType = Field(default="auto", description="auto: float16 on cuda, float32 elsewhere.")
+    activation: Activation = Field(default="default", description="See the class docstring.")
+    trust_remote_code: bool = Field(
+        default=False, description="Allow model repositories to run their own Python code."
+    )
+
+    @field_validator("scorer")
+    @classmethod
+    def _check_scorer(cls, value: Any) -> Any:
+        if value is None or callable(value) or callable(getattr(value, "score", None)):
+            return value
+        if isinstance(value, str):
+            if value.startswith(("http://", "https://")):
+                return value
+            raise ValueError(
+                f"scorer {value!r} is not an http(s):// URL; pass a URL, a callable, "
+                "or an object with a score(pairs) method"
+            )
+        raise ValueError(
+            f"scorer must be an http(s) URL, a callable or an object with a score(pairs) "
+            f"method, not {type(value).__name__}"
+        )
+
+    @field_validator("document_field", "original_score_field")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        segments = value.split(".")
+        if not all(_PATH_SEGMENT.match(s) for s in segments):
+            raise ValueError(
+                f"{value!r} is not a field path: use a name or dotted names such as "
+                "'metadata.body' (no empty segments or spaces)"
+            )
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _check_query(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("query is empty; leave it unset or give a non-empty string")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
+        return value
+
+    @field_validator("activation")
+    @classmethod
+    def _check_activation(cls, value: str, info: Any) -> str:
+        if value != "default" and info.data.get("scorer") is not None:
+            raise ValueError(
+                "activation applies to the built-in model scorer only; a custom scorer "
+                "returns final scores, so leave activation at 'default'"
+            )
+        return value
+
+    @field_serializer("scorer")
+    def _serialise_scorer(self, value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        raise TypeError(
+            "this RerankConfig has a Python scorer object, which cannot be serialised; "
+            "only an http(s) endpoint URL can be written to JSON"
+        )

@@ -1,0 +1,196 @@
+"""`Reranker`: the rerank stage. Reads documents, scores them once, returns them reordered.
+
+Data flow of one call:
+    documents --read text/id/score (documents.py)--> unique texts
+    unique texts --(query, text) pairs--> scorer --check_scores--> one float per unique text
+    scores --fan out to duplicates, stable sort, cut at top_k--> list[RankedDocument]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from crossrank.config import RerankConfig
+from crossrank.documents import document_id, document_text, original_score
+from crossrank.errors import QueryError
+from crossrank.results import RankedDocument
+from crossrank.scorers import check_scores, make_scorer
+from crossrank.scorers.base import scorer_name
+from crossrank.scorers.cross_encoder import CrossEncoderScorer
+
+logger = logging.getLogger("crossrank")
+
+# Beyond this many candidates a cross-encoder stage costs seconds to minutes per query on CPU;
+# it still works (memory is bounded by the batch), but the caller is told once per call.
+PRACTICAL_MAX_CANDIDATES = 1000
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A call's inputs, read and checked, before scoring."""
+
+    documents: list[Any]
+    ids: list[Any]
+    pairs: list[tuple[str, str]]
+    text_slot: list[int]  # document i is scored by pairs[text_slot[i]]
+    top_k: int | None
+
+
+class Reranker:
+    """A rerank stage: ``Reranker(model=..., top_k=...).rerank(query, documents)``.
+
+    Construction is cheap and loads nothing; the model (or endpoint client) is created on the
+    first call and then shared. Settings are those of `RerankConfig`; pass them as keywords
+    or pass a ready config. One `Reranker` is safe to use from many threads and coroutines.
+    """
+
+    def __init__(self, config: RerankConfig | Mapping[str, Any] | None = None, /, **settings: Any):
+        if config is None:
+            config = RerankConfig(**settings)
+        elif settings:
+            raise TypeError("pass either a config or keyword settings, not both")
+        elif not isinstance(config, RerankConfig):
+            config = RerankConfig.model_validate(config)
+        self._config = config
+        self._scorer: Any = None
+        self._scorer_lock = threading.Lock()
+
+    @property
+    def config(self) -> RerankConfig:
+        return self._config
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Reranker:
+        """A reranker from the JSON form of `RerankConfig`."""
+        return cls(RerankConfig.model_validate_json(text))
+
+    @property
+    def scorer(self) -> Any:
+        """The scorer this stage uses (built on first access; a model loads on first score)."""
+        if self._scorer is None:
+            with self._scorer_lock:
+                if self._scorer is None:
+                    self._scorer = make_scorer(self._config)
+        return self._scorer
+
+    def __repr__(self) -> str:
+        c = self._config
+        what = f"scorer={scorer_name(c.scorer)!r}" if c.scorer is not None else f"model={c.model!r}"
+        return f"Reranker({what}, top_k={c.top_k})"
+
+    # -- the two halves of a call, shared by rerank and arerank ---------------------------------
+
+    def _prepare(self, query: str | None, documents: Iterable[Any], top_k: Any) -> _Prepared:
+        config = self._config
+        query = config.query if query is None else query
+        if query is None:
+            raise QueryError("no query: pass one to rerank() or set `query` in the config")
+        if not isinstance(query, str):
+            raise QueryError(f"query must be a string, not {type(query).__name__}")
+        if not query.strip():
+            raise QueryError("query is empty or whitespace only")
+        if isinstance(documents, str | bytes | Mapping):
+            raise TypeError(
+                f"documents must be a list of documents, not a single {type(documents).__name__}"
+            )
+        docs = list(documents)
+        if top_k is _UNSET:
+            top_k = config.top_k
+        elif top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+        ):
+            raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")
+        if len(docs) > PRACTICAL_MAX_CANDIDATES:
+            logger.warning(
+                "reranking %d candidates in one call: past the practical range of a "
+                "cross-encoder stage (about %d); consider a smaller first-stage depth",
+                len(docs),
+                PRACTICAL_MAX_CANDIDATES,
+            )
+        ids: list[Any] = []
+        slots: list[int] = []
+        slot_of_text: dict[str, int] = {}
+        pairs: list[tuple[str, str]] = []
+        for i, doc in enumerate(docs):
+            doc_id = document_id(doc, i)
+            text = document_text(doc, config.document_field, i, doc_id)
+            ids.append(doc_id)
+            slot = slot_of_text.get(text)
+            if slot is None:  # identical texts are scored once
+                slot = slot_of_text[text] = len(pairs)
+                pairs.append((query, text))
+            slots.append(slot)
+        return _Prepared(docs, ids, pairs, slots, top_k)
+
+    def _finish(self, prepared: _Prepared, raw_scores: Any) -> list[RankedDocument]:
+        unique = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
+        scores = [unique[slot] for slot in prepared.text_slot]
+        # sorted() is stable: equal scores keep their input order.
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        if prepared.top_k is not None:
+            order = order[: prepared.top_k]
+        field = self._config.original_score_field
+        return [
+            RankedDocument(
+                document=prepared.documents[i],
+                document_id=prepared.ids[i],
+                score=scores[i],
+                original_score=original_score(prepared.documents[i], field),
+                rerank_position=position,
+                index=i,
+            )
+            for position, i in enumerate(order)
+        ]
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def rerank(
+        self,
+        query: str | None,
+        documents: Iterable[Any],
+        *,
+        top_k: int | None = _UNSET,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[RankedDocument]:
+        """Score every document against `query` and return the best `top_k`, best first.
+
+        `query` None uses the config's `query`. `top_k` overrides the config's for this call
+        (None keeps all). `progress`, if given, is called with the number of pairs done after
+        each model batch. Raises `DocumentError`, `QueryError` or `ScorerError` on bad input
+        or a bad scorer; never returns a partial or silently reordered result.
+        """
+        prepared = self._prepare(query, documents, top_k)
+        if not prepared.pairs:
+            return []
+        scorer = self.scorer
+        if progress is not None and isinstance(scorer, CrossEncoderScorer):
+            raw = scorer.score(prepared.pairs, progress=progress)
+        else:
+            raw = scorer.score(prepared.pairs)
+        return self._finish(prepared, raw)
+
+    async def arerank(
+        self, query: str | None, documents: Iterable[Any], *, top_k: int | None = _UNSET
+    ) -> list[RankedDocument]:
+        """`rerank` for async code: the event loop is never blocked.
+
+        A scorer with an async `ascore` (the HTTP scorer, async callables) is awaited directly;
+        any other scorer, including the model, runs in a worker thread.
+        """
+        prepared = self._prepare(query, documents, top_k)
+        if not prepared.pairs:
+            return []
+        scorer = self.scorer
+        ascore = getattr(scorer, "ascore", None)
+        if ascore is not None:
+            raw = await ascore(prepared.pairs)
+        else:
+            raw = await asyncio.to_thread(scorer.score, prepared.pairs)
+        return self._finish(prepared, raw)

@@ -1,0 +1,262 @@
+"""The built-in scorer: a Hugging Face cross-encoder run through sentence-transformers.
+
+Ownership: `load_cross_encoder` owns loading and the process-wide model cache (one model per
+(name, device, dtype, max_length, trust_remote_code), loaded once even when many threads ask
+at the same time). `CrossEncoderScorer` owns batching: it sorts pairs by length so each batch
+pads little, runs the batches, and returns scores in the caller's order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossrank.errors import ModelLoadError
+from crossrank.scorers.base import Pair, check_scores
+
+logger = logging.getLogger("crossrank")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes cuda when available, then mps, then cpu."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """'auto' is float16 on CUDA (what rerankers are served in) and float32 elsewhere."""
+    if dtype != "auto":
+        return dtype
+    return "float16" if device.startswith("cuda") else "float32"
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """What makes two loaded models interchangeable."""
+
+    name: str
+    device: str
+    dtype: str
+    max_length: int | None
+    trust_remote_code: bool
+
+
+_models: dict[ModelKey, Any] = {}
+_load_locks: dict[ModelKey, threading.Lock] = {}
+_registry_lock = threading.Lock()
+load_count = 0  # how many models this process has loaded; tests use it to prove sharing
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _is_hub_id(name: str) -> bool:
+    """'org/name' or 'name': what the hub accepts; anything else can only be a folder."""
+    return bool(_HUB_ID.match(name)) and ".." not in name
+
+
+def _hub_unreachable(name: str) -> str | None:
+    """Why the Hugging Face hub cannot be used now, or None when it can be tried.
+
+    Without this check an offline machine spends about a minute in the hub client's retries
+    before failing; one short probe turns that into an immediate, clear error.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    import httpx
+
+    try:
+        httpx.head(constants.ENDPOINT, timeout=5.0)
+    except httpx.HTTPError as exc:
+        return f"{constants.ENDPOINT} could not be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _load_error(name: str, reason: str) -> ModelLoadError:
+    from huggingface_hub import constants
+
+    local = Path(name).expanduser()
+    return ModelLoadError(
+        f"could not load cross-encoder {name!r}: {reason}.\n"
+        f"Looked in: the local folder {str(local.resolve())!r} (not found), the Hugging Face "
+        f"cache {constants.HF_HUB_CACHE!r}, and the hub.\n"
+        f"To use a model offline, download it where the hub is reachable "
+        f"(`hf download {name} --local-dir ./my-reranker`), copy the folder here and pass its "
+        "path: Reranker(model='./my-reranker') or CROSSRANK_MODEL=./my-reranker."
+    )
+
+
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def _construct(key: ModelKey) -> Any:
+    """Build the `CrossEncoder`, turning every way loading fails into a `ModelLoadError`."""
+    from sentence_transformers import CrossEncoder
+
+    folder = Path(key.name).expanduser()
+    is_folder = folder.is_dir()
+    if not is_folder and not _is_hub_id(key.name):
+        raise ModelLoadError(
+            f"could not load cross-encoder {key.name!r}: no such folder "
+            f"({str(folder.resolve())!r}). Pass an existing local folder or a Hugging Face "
+            "model id such as 'BAAI/bge-reranker-v2-m3'."
+        )
+    kwargs: dict[str, Any] = {
+        "device": key.device,
+        "trust_remote_code": key.trust_remote_code,
+        "model_kwargs": {"dtype": _torch_dtype(key.dtype)},
+    }
+    if key.max_length is not None:
+        kwargs["max_length"] = key.max_length
+    if is_folder:
+        try:
+            return CrossEncoder(str(folder), local_files_only=True, **kwargs)
+        except Exception as exc:  # a folder that is not a usable model
+            raise ModelLoadError(
+                f"could not load cross-encoder from folder {str(folder.resolve())!r}: "
+                f"{type(exc).__name__}: {exc}. The folder must hold a Hugging Face "
+                "sequence-classification model (config.json, weights such as "
+                "model.safetensors) and its tokenizer."
+            ) from exc
+    try:  # a hub id already in the local cache loads without the network
+        return CrossEncoder(key.name, local_files_only=True, **kwargs)
+    except Exception as cached_exc:
+        reason = _hub_unreachable(key.name)
+        if reason is not None:
+            raise _load_error(key.name, reason) from cached_exc
+    try:
+        return CrossEncoder(key.name, **kwargs)
+    except Exception as exc:
+        raise _load_error(key.name, f"{type(exc).__name__}: {exc}") from exc
+
+
+def load_cross_encoder(key: ModelKey) -> Any:
+    """The shared model for `key`, loading it on first use (once, even under many threads)."""
+    global load_count
+    with _registry_lock:
+        model = _models.get(key)
+        if model is not None:
+            return model
+        lock = _load_locks.setdefault(key, threading.Lock())
+    with lock:  # one loader per key; others wait here, then find the model cached
+        model = _models.get(key)
+        if model is None:
+            logger.info("loading cross-encoder %s on %s (%s)", key.name, key.device, key.dtype)
+            model = _construct(key)
+            model.eval()
+            with _registry_lock:
+                _models[key] = model
+                load_count += 1
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (frees memory once no `Reranker` holds one)."""
+    with _registry_lock:
+        _models.clear()
+        _load_locks.clear()
+
+
+# One lock per loaded model: Hugging Face fast tokenizers are not safe to call from several
+# threads at once ("Already borrowed"), and on CPU two forwards at once only fight for cores.
+_forward_locks: dict[int, threading.Lock] = {}
+
+
+def _forward_lock(model: Any) -> threading.Lock:
+    with _registry_lock:
+        return _forward_locks.setdefault(id(model), threading.Lock())
+
+
+class CrossEncoderScorer:
+    """Scores pairs with a `sentence_transformers.CrossEncoder`, loaded lazily and shared."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_length: int | None = None,
+        batch_size: int = 32,
+        activation: str = "default",
+        trust_remote_code: bool = False,
+    ) -> None:
+        resolved_device = resolve_device(device)
+        self.key = ModelKey(
+            name=model,
+            device=resolved_device,
+            dtype=resolve_dtype(dtype, resolved_device),
+            max_length=max_length,
+            trust_remote_code=trust_remote_code,
+        )
+        self.batch_size = batch_size
+        self.activation = activation
+        self.name = f"cross-encoder {model!r}"
+
+    @property
+    def model(self) -> Any:
+        return load_cross_encoder(self.key)
+
+    def _activation_fn(self, model: Any) -> Callable[[Any], Any] | None:
+        import torch
+
+        if self.activation == "sigmoid":
+            return torch.nn.Sigmoid()
+        if self.activation == "none":
+            return torch.nn.Identity()
+        return model.activation_fn
+
+    def score(
+        self, pairs: Sequence[Pair], progress: Callable[[int], None] | None = None
+    ) -> list[float]:
+        """One score per pair, in input order.
+
+        Pairs are sorted longest first so that each batch holds texts of similar length and
+        pads little; the scores are put back in the caller's order at the end.
+        """
+        if not pairs:
+            return []
+        model = self.model
+        activation_fn = self._activation_fn(model)
+        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+        scores: list[float] = [0.0] * len(pairs)
+        with _forward_lock(model):
+            for start in range(0, len(order), self.batch_size):
+                batch_idx = order[start : start + self.batch_size]
+                batch = [list(pairs[i]) for i in batch_idx]
+                raw = model.predict(
+                    batch,
+                    batch_size=len(batch),
+                    activation_fn=activation_fn,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+                for i, value in zip(
+                    batch_idx, check_scores(raw, len(batch), self.name), strict=True
+                ):
+                    scores[i] = value
+                if progress is not None:
+                    progress(len(batch))
+        return scores
+
+    def __repr__(self) -> str:
+        k = self.key
+        return f"CrossEncoderScorer(model={k.name!r}, device={k.device!r}, dtype={k.dtype!r})"

@@ -1,0 +1,225 @@
+"""A scorer behind an HTTP endpoint that speaks the stage plugin contract.
+
+    POST <url>   {"pairs": [[query, text], ...]}   ->   {"scores": [float, ...]}
+
+Pairs are sent in requests of at most `max_pairs_per_request` (servers such as
+text-embeddings-inference refuse large requests). A request that fails in a way that may pass
+(connection refused, timeout, HTTP 429/500/502/503/504) is retried with exponential backoff,
+honouring `Retry-After`; retries are bounded both in count and in total time, so a failing
+server never sees a retry storm. The `Authorization` header comes from `api_key` or from the
+environment variable named by `api_key_env`, and is never printed in errors or `repr`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from crossrank.errors import ScorerResponseError, ScorerUnavailableError
+from crossrank.scorers.base import Pair, check_scores
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+DEFAULT_API_KEY_ENV = "CROSSRANK_SCORER_API_KEY"
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    """Seconds the server asked us to wait (`Retry-After`, as seconds or an HTTP date)."""
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class HttpScorer:
+    """Scores pairs by POSTing them to `url`; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        max_pairs_per_request: int = 32,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_retry_time: float = 60.0,
+        api_key: str | None = None,
+        api_key_env: str = DEFAULT_API_KEY_ENV,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"scorer URL {url!r} must start with http:// or https://")
+        if max_pairs_per_request < 1:
+            raise ValueError("max_pairs_per_request must be at least 1")
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.url = url
+        self.timeout = timeout
+        self.max_pairs_per_request = max_pairs_per_request
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_time = max_retry_time
+        self.name = f"scorer endpoint {url}"
+        key = api_key if api_key is not None else os.environ.get(api_key_env)
+        self._headers = dict(headers or {})
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+        # One AsyncClient per event loop: an httpx.AsyncClient is bound to the loop it was
+        # first used on, and callers may run several loops (threads, asyncio.run per call).
+        self._aclients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:  # never shows the Authorization header
+        return f"HttpScorer(url={self.url!r}, max_pairs_per_request={self.max_pairs_per_request})"
+
+    # -- request/response, shared by the sync and async paths ---------------------------------
+
+    def _chunks(self, pairs: Sequence[Pair]) -> list[list[list[str]]]:
+        step = self.max_pairs_per_request
+        return [[list(p) for p in pairs[i : i + step]] for i in range(0, len(pairs), step)]
+
+    def _parse(self, response: httpx.Response, expected: int) -> list[float]:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ScorerResponseError(
+                f"{self.name} answered HTTP {response.status_code} with a body that is not "
+                f'JSON ({exc}); expected {{"scores": [...]}}'
+            ) from exc
+        if not isinstance(body, dict) or "scores" not in body:
+            raise ScorerResponseError(
+                f'{self.name} answered without a "scores" list (got {type(body).__name__}'
+                f"{' with keys ' + str(sorted(body)) if isinstance(body, dict) else ''})"
+            )
+        return check_scores(body["scores"], expected, self.name)
+
+    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
+        asked = _retry_after(response)
+        if asked is not None:
+            return min(asked, self.max_backoff)
+        return min(self.backoff * (2**attempt), self.max_backoff)
+
+    def _next_step(
+        self,
+        expected: int,
+        attempt: int,
+        started: float,
+        response: httpx.Response | None,
+        error: httpx.TransportError | None,
+    ) -> list[float] | float:
+        """After one attempt: the scores, or how long to wait before the next; raises if final."""
+        if response is not None and response.status_code < 400:
+            return self._parse(response, expected)
+        wait = self._wait(attempt, response)
+        retryable = response is None or response.status_code in RETRY_STATUS
+        in_budget = time.monotonic() - started + wait <= self.max_retry_time
+        if retryable and attempt < self.max_retries and in_budget:
+            return wait
+        attempts = f"after {attempt + 1} attempt(s)"
+        if response is None:
+            raise ScorerUnavailableError(
+                f"{self.name} could not be reached {attempts}: {type(error).__name__}: {error}"
+            ) from error
+        cls = (
+            ScorerUnavailableError if response.status_code in RETRY_STATUS else ScorerResponseError
+        )
+        raise cls(
+            f"{self.name} answered HTTP {response.status_code} {attempts}: {response.text[:200]!r}"
+        )
+
+    # -- sync ---------------------------------------------------------------------------------
+
+    def _sync_client(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
+            return self._client
+
+    def _post(self, chunk: list[list[str]]) -> list[float]:
+        client = self._sync_client()
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            response, error = None, None
+            try:
+                response = client.post(self.url, json={"pairs": chunk})
+            except httpx.TransportError as exc:
+                error = exc
+            step = self._next_step(len(chunk), attempt, started, response, error)
+            if isinstance(step, list):
+                return step
+            time.sleep(step)
+            attempt += 1
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        scores: list[float] = []
+        for chunk in self._chunks(pairs):
+            scores.extend(self._post(chunk))
+        return scores
+
+    # -- async --------------------------------------------------------------------------------
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+            self._aclients[loop] = client
+        return client
+
+    async def _apost(self, chunk: list[list[str]]) -> list[float]:
+        client = self._async_client()
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            response, error = None, None
+            try:
+                response = await client.post(self.url, json={"pairs": chunk})
+            except httpx.TransportError as exc:
+                error = exc
+            step = self._next_step(len(chunk), attempt, started, response, error)
+            if isinstance(step, list):
+                return step
+            await asyncio.sleep(step)
+            attempt += 1
+
+    async def ascore(self, pairs: Sequence[Pair]) -> list[float]:
+        results = await asyncio.gather(*(self._apost(c) for c in self._chunks(pairs)))
+        return [s for chunk_scores in results for s in chunk_scores]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __getstate__(self) -> Any:  # clients hold sockets; they are rebuilt on use
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_aclients"] = weakref.WeakKeyDictionary()
+        state["_client_lock"] = None
+        return state
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__.update(state)
+        self._client_lock = threading.Lock()

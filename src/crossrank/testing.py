@@ -1,0 +1,57 @@
+"""Build a tiny, real cross-encoder on disk, with no download.
+
+For tests and offline experiments: `build_tiny_cross_encoder(folder)` writes a small
+`BertForSequenceClassification` (random weights, fixed seed) and a character-level WordPiece
+tokenizer, the layout `sentence_transformers.CrossEncoder(folder)` loads. Its scores carry no
+meaning, but every code path (tokenisation, truncation, batching, the forward pass) is real.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_CHARS = string.ascii_lowercase + string.digits + string.punctuation
+
+
+def tiny_vocab() -> list[str]:
+    """Special tokens, single characters, and their '##' continuations."""
+    return _SPECIAL + list(_CHARS) + [f"##{c}" for c in _CHARS]
+
+
+def build_tiny_cross_encoder(
+    folder: str | Path,
+    *,
+    hidden_size: int = 32,
+    layers: int = 2,
+    max_position_embeddings: int = 512,
+    num_labels: int = 1,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny cross-encoder to `folder` and return its path."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tokenizer.model_max_length = max_position_embeddings
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tiny_vocab()),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden_size * 2,
+        max_position_embeddings=max_position_embeddings,
+        num_labels=num_labels,
+        # Wider than BERT's 0.02 so that random scores spread out instead of all being ~0.5.
+        initializer_range=0.3,
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(folder)  # safetensors by default
+    tokenizer.save_pretrained(folder)
+    return folder

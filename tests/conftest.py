@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny real cross-encoders built on disk, and the trained fixture model.
+
+No test reaches the network: the Hugging Face hub is switched to offline mode before any
+model code is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path
+
+import pytest
+
+from crossrank.testing import build_tiny_cross_encoder
+
+TEST_MODEL_ENV = "CROSSRANK_TEST_MODEL"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny BertForSequenceClassification cross-encoder folder (one logit)."""
+    return str(build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_short(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same kind of model with a 32-token limit, for truncation paths."""
+    folder = tmp_path_factory.mktemp("tiny-ce-short")
+    return str(build_tiny_cross_encoder(folder, max_position_embeddings=32, seed=1))
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> str:
+    """The trained MiniLM-L6 fixture named by CROSSRANK_TEST_MODEL, or skip."""
+    path = os.environ.get(TEST_MODEL_ENV)
+    if not path:
+        pytest.skip(f"{TEST_MODEL_ENV} is not set (CI points it at minilm-l6-scifact-ce)")
+    if not Path(path).is_dir():
+        pytest.skip(f"{TEST_MODEL_ENV}={path} is not a folder")
+    return path
