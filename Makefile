@@ -1,6 +1,7 @@
 # Two entry points, both usable on a fresh machine (see README.md):
 #   make demo   sets up .venv and runs the main job (crossrank demo)
 #   make test   sets up .venv and runs ruff and the whole test suite
+# Each integration package under integrations/ is installed editable with its `test` extra.
 # The dev install pins torch to the CPU build through constraints.txt; the packages' own
 # dependency ranges stay wide.
 
@@ -17,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt $(INTEGRATIONS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -c constraints.txt -e ".[dev]" $(foreach p,$(INTEGRATIONS),-e $(dir $(p)))
+	$(BIN)/pip install -c constraints.txt -e ".[dev]" $(foreach p,$(INTEGRATIONS),-e "$(dir $(p))[test]")
 	touch $(STAMP)
 
 demo: setup
