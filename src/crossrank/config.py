@@ -69,6 +69,13 @@ class RerankConfig(BaseModel):
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
     )
+    allow_pickle_weights: bool = Field(
+        default=False,
+        description=(
+            "Allow loading pickle weights (pytorch_model.bin) when a model has no safetensors; "
+            "pickle can run code, so only for models you trust."
+        ),
+    )
 
     @field_validator("scorer")
     @classmethod

@@ -32,6 +32,7 @@ def make_scorer(config: Any) -> Any:
             batch_size=config.batch_size,
             activation=config.activation,
             trust_remote_code=config.trust_remote_code,
+            allow_pickle_weights=config.allow_pickle_weights,
         )
     if isinstance(custom, str):
         return HttpScorer(custom)

@@ -52,6 +52,7 @@ class ModelKey:
     dtype: str
     max_length: int | None
     trust_remote_code: bool
+    allow_pickle_weights: bool = False
 
 
 _models: dict[ModelKey, Any] = {}
@@ -101,6 +102,77 @@ def _load_error(name: str, reason: str) -> ModelLoadError:
     )
 
 
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def _check_folder(folder: Path, key: ModelKey) -> None:
+    """Refuse, before loading, a folder without weights or with pickle-only weights.
+
+    Pickle weights (`pytorch_model.bin`) can run code when unpickled; safetensors cannot.
+    crossrank loads safetensors only unless the caller opts in with `allow_pickle_weights`.
+    """
+    where = str(folder.resolve())
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    pickles = [p for p in files if p.suffix in _PICKLE_SUFFIXES]
+    if not safetensors and not pickles:
+        raise ModelLoadError(
+            f"could not load cross-encoder from folder {where!r}: it holds no model weights "
+            "(no model.safetensors). Point `model` at the folder that holds config.json, "
+            "the weights and the tokenizer (e.g. the result of "
+            "`hf download <model> --local-dir <folder>`), or copy the weights into it."
+        )
+    if not safetensors and not key.allow_pickle_weights:
+        names = ", ".join(sorted(p.name for p in pickles)[:3])
+        raise ModelLoadError(
+            f"refusing to load cross-encoder from folder {where!r}: its weights ({names}) are "
+            "pickle files, which can run arbitrary code when loaded, and it has no "
+            "model.safetensors. Convert them to safetensors where you trust the source "
+            "(e.g. load with transformers and `save_pretrained(folder)`), or pass "
+            "allow_pickle_weights=True if you trust this folder."
+        )
+
+
+def _check_loaded(model: Any, key: ModelKey, where: str) -> None:
+    """Catch at load time what would otherwise fail deep in torch at the first score."""
+    hf_model = getattr(model, "model", None)
+    hf_config = getattr(hf_model, "config", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    get_embeddings = getattr(hf_model, "get_input_embeddings", None)
+    if tokenizer is not None and callable(get_embeddings):
+        try:
+            rows = int(get_embeddings().num_embeddings)
+            vocab = tokenizer.get_vocab()
+            needed = max(vocab.values()) + 1 if vocab else 0
+        except Exception:  # an unusual model or tokenizer: nothing to compare
+            rows = needed = 0
+        if needed > rows:
+            raise ModelLoadError(
+                f"cross-encoder {where} has a tokenizer that does not match its weights: the "
+                f"tokenizer produces token ids up to {needed - 1}, but the model's embedding "
+                f"table has only {rows} rows, so scoring would fail. The tokenizer files "
+                "(tokenizer.json, vocab.txt, tokenizer_config.json) probably come from another "
+                "model: copy them from the same model as the weights."
+            )
+    positions = getattr(hf_config, "max_position_embeddings", None)
+    if key.max_length is not None and isinstance(positions, int) and key.max_length > positions:
+        raise ModelLoadError(
+            f"max_length={key.max_length} is longer than cross-encoder {where} can read "
+            f"({positions} positions); set max_length to at most {positions} or leave it "
+            "unset to use the model's own limit."
+        )
+
+
+def _remote_code_hint(exc: Exception) -> str:
+    if "trust_remote_code" in str(exc):
+        return (
+            " This model needs its own Python code (trust_remote_code). crossrank does not "
+            "run a model's code unless you pass trust_remote_code=True; do that only for a "
+            "model whose code you have read or whose source you trust."
+        )
+    return ""
+
+
 def _torch_dtype(dtype: str) -> Any:
     import torch
 
@@ -119,33 +191,43 @@ def _construct(key: ModelKey) -> Any:
             f"({str(folder.resolve())!r}). Pass an existing local folder or a Hugging Face "
             "model id such as 'BAAI/bge-reranker-v2-m3'."
         )
+    model_kwargs: dict[str, Any] = {"dtype": _torch_dtype(key.dtype)}
+    if not key.allow_pickle_weights:
+        model_kwargs["use_safetensors"] = True  # never fall back to pickle weights
     kwargs: dict[str, Any] = {
         "device": key.device,
         "trust_remote_code": key.trust_remote_code,
-        "model_kwargs": {"dtype": _torch_dtype(key.dtype)},
+        "model_kwargs": model_kwargs,
     }
     if key.max_length is not None:
         kwargs["max_length"] = key.max_length
     if is_folder:
+        where = repr(str(folder.resolve()))
+        _check_folder(folder, key)
         try:
-            return CrossEncoder(str(folder), local_files_only=True, **kwargs)
+            model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
         except Exception as exc:  # a folder that is not a usable model
             raise ModelLoadError(
-                f"could not load cross-encoder from folder {str(folder.resolve())!r}: "
+                f"could not load cross-encoder from folder {where}: "
                 f"{type(exc).__name__}: {exc}. The folder must hold a Hugging Face "
                 "sequence-classification model (config.json, weights such as "
-                "model.safetensors) and its tokenizer."
+                f"model.safetensors) and its tokenizer.{_remote_code_hint(exc)}"
             ) from exc
+        _check_loaded(model, key, f"folder {where}")
+        return model
     try:  # a hub id already in the local cache loads without the network
-        return CrossEncoder(key.name, local_files_only=True, **kwargs)
+        model = CrossEncoder(key.name, local_files_only=True, **kwargs)
     except Exception as cached_exc:
         reason = _hub_unreachable(key.name)
         if reason is not None:
             raise _load_error(key.name, reason) from cached_exc
-    try:
-        return CrossEncoder(key.name, **kwargs)
-    except Exception as exc:
-        raise _load_error(key.name, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            model = CrossEncoder(key.name, **kwargs)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}{_remote_code_hint(exc)}"
+            raise _load_error(key.name, reason) from exc
+    _check_loaded(model, key, repr(key.name))
+    return model
 
 
 def load_cross_encoder(key: ModelKey) -> Any:
@@ -198,6 +280,7 @@ class CrossEncoderScorer:
         batch_size: int = 32,
         activation: str = "default",
         trust_remote_code: bool = False,
+        allow_pickle_weights: bool = False,
     ) -> None:
         resolved_device = resolve_device(device)
         self.key = ModelKey(
@@ -206,6 +289,7 @@ class CrossEncoderScorer:
             dtype=resolve_dtype(dtype, resolved_device),
             max_length=max_length,
             trust_remote_code=trust_remote_code,
+            allow_pickle_weights=allow_pickle_weights,
         )
         self.batch_size = batch_size
         self.activation = activation
