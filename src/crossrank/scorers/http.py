@@ -6,8 +6,13 @@ Pairs are sent in requests of at most `max_pairs_per_request` (servers such as
 text-embeddings-inference refuse large requests). A request that fails in a way that may pass
 (connection refused, timeout, HTTP 429/500/502/503/504) is retried with exponential backoff,
 honouring `Retry-After`; retries are bounded both in count and in total time, so a failing
-server never sees a retry storm. The `Authorization` header comes from `api_key` or from the
-environment variable named by `api_key_env`, and is never printed in errors or `repr`.
+server never sees a retry storm: async scoring keeps at most `max_concurrent_requests` requests
+in flight and stops the others as soon as one chunk fails for good. A `Retry-After` longer
+than the remaining time budget ends the call at once instead of being cut short.
+
+The `Authorization` header comes from `api_key` or from the environment variable named by
+`api_key_env`, and is never printed in errors or `repr` (header values are masked even when a
+server echoes them back). Credentials in the URL itself are refused: URLs end up in logs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import weakref
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -63,9 +69,17 @@ class HttpScorer:
         api_key: str | None = None,
         api_key_env: str = DEFAULT_API_KEY_ENV,
         headers: dict[str, str] | None = None,
+        max_concurrent_requests: int = 4,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"scorer URL {url!r} must start with http:// or https://")
+        if urlsplit(url).password is not None:
+            raise ValueError(
+                "the scorer URL holds a password; URLs end up in logs and error messages, so "
+                f"pass the key as api_key or in the environment variable {api_key_env} instead"
+            )
+        if max_concurrent_requests < 1:
+            raise ValueError("max_concurrent_requests must be at least 1")
         if max_pairs_per_request < 1:
             raise ValueError("max_pairs_per_request must be at least 1")
         if max_retries < 0:
@@ -77,11 +91,16 @@ class HttpScorer:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_time = max_retry_time
+        self.max_concurrent_requests = max_concurrent_requests
         self.name = f"scorer endpoint {url}"
         key = api_key if api_key is not None else os.environ.get(api_key_env)
         self._headers = dict(headers or {})
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
+        # Header values (the key above, tokens in custom headers) masked in every message.
+        self._secrets = sorted(
+            {v for v in [key or "", *self._headers.values()] if len(v) >= 4}, key=len, reverse=True
+        )
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
         # One AsyncClient per event loop: an httpx.AsyncClient is bound to the loop it was
@@ -92,6 +111,11 @@ class HttpScorer:
 
     def __repr__(self) -> str:  # never shows the Authorization header
         return f"HttpScorer(url={self.url!r}, max_pairs_per_request={self.max_pairs_per_request})"
+
+    def _mask(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     # -- request/response, shared by the sync and async paths ---------------------------------
 
@@ -116,8 +140,8 @@ class HttpScorer:
 
     def _wait(self, attempt: int, response: httpx.Response | None) -> float:
         asked = _retry_after(response)
-        if asked is not None:
-            return min(asked, self.max_backoff)
+        if asked is not None:  # never sooner than the server asked; the time budget still caps it
+            return asked
         return min(self.backoff * (2**attempt), self.max_backoff)
 
     def _next_step(
@@ -139,13 +163,20 @@ class HttpScorer:
         attempts = f"after {attempt + 1} attempt(s)"
         if response is None:
             raise ScorerUnavailableError(
-                f"{self.name} could not be reached {attempts}: {type(error).__name__}: {error}"
+                self._mask(
+                    f"{self.name} could not be reached {attempts}: {type(error).__name__}: {error}"
+                )
             ) from error
         cls = (
             ScorerUnavailableError if response.status_code in RETRY_STATUS else ScorerResponseError
         )
+        asked = _retry_after(response)
+        later = f" (it asked to retry after {asked:.0f} s)" if asked and not in_budget else ""
         raise cls(
-            f"{self.name} answered HTTP {response.status_code} {attempts}: {response.text[:200]!r}"
+            self._mask(
+                f"{self.name} answered HTTP {response.status_code} {attempts}{later}: "
+                f"{response.text[:200]!r}"
+            )
         )
 
     # -- sync ---------------------------------------------------------------------------------
@@ -205,7 +236,21 @@ class HttpScorer:
             attempt += 1
 
     async def ascore(self, pairs: Sequence[Pair]) -> list[float]:
-        results = await asyncio.gather(*(self._apost(c) for c in self._chunks(pairs)))
+        """Chunks are sent concurrently, at most `max_concurrent_requests` at a time; when one
+        fails for good the others are cancelled (no retries left running in the background)."""
+        limit = asyncio.Semaphore(self.max_concurrent_requests)
+
+        async def post(chunk: list[list[str]]) -> list[float]:
+            async with limit:
+                return await self._apost(chunk)
+
+        tasks = [asyncio.ensure_future(post(c)) for c in self._chunks(pairs)]
+        try:
+            results = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return [s for chunk_scores in results for s in chunk_scores]
 
     def close(self) -> None:
