@@ -57,7 +57,10 @@ def check_scores(raw: Any, expected: int, source: str) -> list[float]:
             value = value[0]  # an (n, 1) array of logits
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ScorerError(f"{source} returned a non-numeric score for pair {i}: {value!r}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float (e.g. 10**400)
+            number = math.inf if value > 0 else -math.inf
         if not math.isfinite(number):
             raise ScorerError(
                 f"{source} returned {number} for pair {i}; scores must be finite numbers"
