@@ -7,6 +7,7 @@ other object is read by attribute. Nothing here writes to a document.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,34 @@ from crossrank.errors import DocumentError
 
 _MISSING = object()
 ID_FIELDS = ("id", "_id", "document_id")
+
+
+# Characters a reader cannot see: whitespace, control characters (Cc), format characters such as
+# zero-width spaces, joiners, direction marks and the BOM (Cf), and separators (Z*).
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be scored, or None when it can.
+
+    Empty means no visible character: only whitespace, control or zero-width characters (a
+    cross-encoder would score the empty string). Unpaired surrogates (from a bad decode) are
+    not text: tokenizers and JSON encoders reject them.
+    """
+    if not any(not c.isspace() and unicodedata.category(c) not in _INVISIBLE for c in text):
+        return (
+            "is empty or has no visible characters (only whitespace, control or zero-width "
+            "characters)"
+        )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                f"is not valid Unicode: unpaired surrogate {text[exc.start]!r} at character "
+                f"{exc.start} (decode the source with errors='replace')"
+            )
+    return None
 
 
 def _step(obj: Any, name: str) -> Any:
@@ -70,10 +99,11 @@ def document_text(document: Any, path: str, index: int, doc_id: Any) -> str:
             document_id=doc_id,
             field=path,
         )
-    if not value.strip():
+    problem = text_problem(value)
+    if problem is not None:
         raise DocumentError(
-            f"{where}: field {path!r} is empty or whitespace only; a cross-encoder cannot "
-            "score it (drop such documents before reranking)",
+            f"{where}: field {path!r} {problem}; a cross-encoder cannot score it (drop or "
+            "fix such documents before reranking)",
             index=index,
             document_id=doc_id,
             field=path,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crossrank.config import RerankConfig
-from crossrank.documents import document_id, document_text, original_score
+from crossrank.documents import document_id, document_text, original_score, text_problem
 from crossrank.errors import QueryError
 from crossrank.results import RankedDocument
 from crossrank.scorers import check_scores, make_scorer
@@ -94,8 +94,9 @@ class Reranker:
             raise QueryError("no query: pass one to rerank() or set `query` in the config")
         if not isinstance(query, str):
             raise QueryError(f"query must be a string, not {type(query).__name__}")
-        if not query.strip():
-            raise QueryError("query is empty or whitespace only")
+        problem = text_problem(query)
+        if problem is not None:
+            raise QueryError(f"query {problem}")
         if isinstance(documents, str | bytes | Mapping):
             raise TypeError(
                 f"documents must be a list of documents, not a single {type(documents).__name__}"
