@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One intra-op thread: on a small, shared machine torch's OpenMP threads oversubscribe the CPU
+# and a tiny model's forward pass gets 10-25x slower (set OMP_NUM_THREADS to override).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 
