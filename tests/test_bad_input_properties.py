@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -331,3 +332,17 @@ def test_unpaired_surrogate_is_an_error_naming_the_document(tiny_model):
         assert info.value.index == 1 and "'bad-decode'" in str(info.value)
     with pytest.raises(QueryError, match="unpaired surrogate"):
         Reranker(model=tiny_model).rerank("q\ud800", ["fine"])
+
+
+@pytest.mark.parametrize(
+    "doc_id",
+    [np.array([1, 2]), np.int64(1), 1.0, True, [1], {"k": 1}, math.nan, "1"],
+    ids=["array", "np-int", "float", "bool", "list", "dict", "nan", "str"],
+)
+def test_errors_name_documents_with_ids_of_any_type(doc_id):
+    """An id is shown as given (it once crashed on a numpy array, or read as 'no id')."""
+    docs = [{"content": "fine"}, {"id": doc_id, "content": "  "}]
+    with pytest.raises(DocumentError) as info:
+        Reranker(scorer=hash_scorer).rerank("q", docs)
+    assert info.value.index == 1 and info.value.document_id is doc_id
+    assert f"document 1 (id {doc_id!r})" in str(info.value)

@@ -72,7 +72,7 @@ def document_id(document: Any, index: int) -> Any:
 
 def describe(index: int, doc_id: Any) -> str:
     """'document 3 (id 'abc')', the way every error names a document."""
-    if doc_id == index and not isinstance(doc_id, str):
+    if type(doc_id) is int and doc_id == index:  # no `==` on arbitrary ids (numpy arrays)
         return f"document {index} (no id)"
     return f"document {index} (id {doc_id!r})"
 
