@@ -33,8 +33,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from local_server import ScorerServer, hash_score, hash_scorer
+from pydantic import ValidationError
 
-from crossrank import DocumentError, QueryError, Reranker
+from crossrank import DocumentError, QueryError, RerankConfig, Reranker
 
 SETTINGS = settings(
     max_examples=100,
@@ -297,8 +298,11 @@ def test_any_query(query):
     if expected_problem(query):
         with pytest.raises(QueryError):
             Reranker(scorer=hash_scorer).rerank(query, docs)
+        with pytest.raises(ValidationError, match="query"):  # same rule in the config
+            RerankConfig(query=query)
     else:
         assert len(Reranker(scorer=hash_scorer).rerank(query, docs)) == 2
+        assert RerankConfig(query=query).query == query
 
 
 # -- the text policy, spelled out ---------------------------------------------------------------

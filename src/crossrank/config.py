@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator
 
+from crossrank.documents import text_problem
+
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
 Activation = Literal["default", "sigmoid", "none"]
@@ -108,8 +110,9 @@ class RerankConfig(BaseModel):
     @field_validator("query")
     @classmethod
     def _check_query(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("query is empty; leave it unset or give a non-empty string")
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            raise ValueError(f"query {problem}; leave it unset or give a non-empty string")
         return value
 
     @field_validator("device")

@@ -1,9 +1,11 @@
 """The built-in scorer: a Hugging Face cross-encoder run through sentence-transformers.
 
 Ownership: `load_cross_encoder` owns loading and the process-wide model cache (one model per
-(name, device, dtype, max_length, trust_remote_code), loaded once even when many threads ask
-at the same time). `CrossEncoderScorer` owns batching: it sorts pairs by length so each batch
-pads little, runs the batches, and returns scores in the caller's order.
+`ModelKey`, loaded once even when many threads ask at the same time); `_construct` turns every
+way loading fails (no weights, pickle-only weights, a tokenizer that does not match the
+weights, custom code not trusted, an unreachable hub) into a `ModelLoadError` at load time.
+`CrossEncoderScorer` owns batching: it sorts pairs by length so each batch pads little, runs
+the batches, and returns scores in the caller's order.
 """
 
 from __future__ import annotations
