@@ -222,3 +222,48 @@ def test_custom_code_runs_only_when_the_caller_says_so(tiny_model, tmp_path, mon
     message = str(_load_error(str(folder), trust_remote_code=True))
     assert marker.exists()  # the flag reached transformers: the model's code was run
     assert "custom model code ran" in message
+
+
+# -- hub names found in the local Hugging Face cache (offline) ----------------------------------
+
+
+def _cache_model(folder: Path, cache: Path, repo: str) -> None:
+    """Lay `folder` out as the hub cache does: models--org--name/{refs/main, snapshots/<sha>}."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    sha = "0" * 40
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(sha)
+    shutil.copytree(folder, root / "snapshots" / sha)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_cached_hub_name_loads_offline(tiny_model, tmp_path, hub_cache):
+    repo = f"crossrank-test/cached-{tmp_path.name}"  # a name no other test has loaded
+    _cache_model(Path(tiny_model), hub_cache, repo)
+    assert len(Reranker(model=repo).rerank("q", ["abc", "xyz"])) == 2
+
+
+def test_cached_pickle_only_model_says_so_not_offline(tiny_model, tmp_path, hub_cache):
+    """Before, this said 'HF_HUB_OFFLINE is set', hiding that the cached model is pickle-only."""
+    repo = f"crossrank-test/pickled-{tmp_path.name}"
+    _cache_model(_pickle_only(tiny_model, tmp_path), hub_cache, repo)
+    message = str(_load_error(repo))
+    assert "HF_HUB_OFFLINE" not in message
+    assert "pytorch_model.bin" in message and "allow_pickle_weights=True" in message
+    ranked = Reranker(model=repo, allow_pickle_weights=True).rerank("q", ["abc", "xyz"])
+    assert len(ranked) == 2
+
+
+def test_cached_model_with_a_broken_tokenizer(tiny_model, tmp_path, hub_cache):
+    repo = f"crossrank-test/mismatch-{tmp_path.name}"
+    _cache_model(_with_bigger_tokenizer(tiny_model, tmp_path), hub_cache, repo)
+    assert "does not match its weights" in str(_load_error(repo))

@@ -175,6 +175,26 @@ def _remote_code_hint(exc: Exception) -> str:
     return ""
 
 
+def _pickle_hint(exc: Exception, key: ModelKey) -> str:
+    if key.allow_pickle_weights or "safetensors" not in str(exc):
+        return ""
+    return (
+        " crossrank loads safetensors weights only; if this model has only pickle weights "
+        "(pytorch_model.bin) and you trust it, pass allow_pickle_weights=True."
+    )
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The folder of `name` in the Hugging Face cache, when its config.json is there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:  # not a valid repo id for the cache: not cached
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
 def _torch_dtype(dtype: str) -> Any:
     import torch
 
@@ -222,12 +242,20 @@ def _construct(key: ModelKey) -> Any:
     except Exception as cached_exc:
         reason = _hub_unreachable(key.name)
         if reason is not None:
+            snapshot = _cached_snapshot(key.name)
+            if snapshot is not None:  # it is in the cache but does not load: say why
+                _check_folder(snapshot, key)
+                raise ModelLoadError(
+                    f"could not load cross-encoder {key.name!r} from the Hugging Face cache "
+                    f"({str(snapshot)!r}): {type(cached_exc).__name__}: {cached_exc}."
+                    f"{_remote_code_hint(cached_exc)}{_pickle_hint(cached_exc, key)}"
+                ) from cached_exc
             raise _load_error(key.name, reason) from cached_exc
         try:
             model = CrossEncoder(key.name, **kwargs)
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}{_remote_code_hint(exc)}"
-            raise _load_error(key.name, reason) from exc
+            hints = f"{_remote_code_hint(exc)}{_pickle_hint(exc, key)}"
+            raise _load_error(key.name, f"{type(exc).__name__}: {exc}{hints}") from exc
     _check_loaded(model, key, repr(key.name))
     return model
 
