@@ -239,10 +239,18 @@ class HttpScorer:
         """Chunks are sent concurrently, at most `max_concurrent_requests` at a time; when one
         fails for good the others are cancelled (no retries left running in the background)."""
         limit = asyncio.Semaphore(self.max_concurrent_requests)
+        failed = False
 
         async def post(chunk: list[list[str]]) -> list[float]:
+            nonlocal failed
             async with limit:
-                return await self._apost(chunk)
+                if failed:  # another chunk failed for good: send nothing more
+                    raise asyncio.CancelledError
+                try:
+                    return await self._apost(chunk)
+                except BaseException:
+                    failed = True
+                    raise
 
         tasks = [asyncio.ensure_future(post(c)) for c in self._chunks(pairs)]
         try:
