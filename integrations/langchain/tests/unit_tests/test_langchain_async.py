@@ -53,23 +53,29 @@ async def test_model_scoring_runs_off_the_event_loop(documents):
     assert seen and loop_thread not in seen
 
 
-async def test_async_scorer_calls_overlap(documents):
-    """50 calls are in flight at once: each waits until all 50 have reached the scorer."""
+async def test_async_scorer_is_awaited_on_the_loop_and_calls_overlap(documents):
+    """An async scorer runs on the caller's loop, and 50 calls are in flight at once."""
+    loop = asyncio.get_running_loop()
     arrived = 0
     all_arrived = asyncio.Event()
 
     async def scorer(pairs):
         nonlocal arrived
+        if asyncio.get_running_loop() is not loop:
+            raise AssertionError("the async scorer was not awaited on the caller's event loop")
         arrived += 1
         if arrived == 50:
             all_arrived.set()
-        await all_arrived.wait()
+        # Each call waits until all 50 have reached the scorer; the bound only turns a
+        # serialised implementation into a failure instead of a hang.
+        await asyncio.wait_for(all_arrived.wait(), timeout=60)
         return [float(len(t)) for _, t in pairs]
 
     reranker = CrossRankReranker(scorer=scorer)
-    calls = asyncio.gather(*(reranker.acompress_documents(documents, "q") for _ in range(50)))
-    # The guard only turns a serialised implementation (a deadlock) into a failure.
-    results = await asyncio.wait_for(calls, timeout=120)
+    results = await asyncio.gather(
+        *(reranker.acompress_documents(documents, "q") for _ in range(50))
+    )
+    assert arrived == 50
     assert all(_view(r) == _view(results[0]) for r in results)
 
 
