@@ -59,6 +59,24 @@ def _text_path(document_field: str) -> str:
     return f"metadata.{document_field}"
 
 
+def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy, so that changing a result never reaches the caller's document.
+
+    A value that cannot be deep-copied (a lock, a client, a generator) is shared as it is
+    rather than failing the whole rerank.
+    """
+    try:
+        return copy.deepcopy(metadata)
+    except Exception:
+        copied: dict[str, Any] = {}
+        for key, value in metadata.items():
+            try:
+                copied[key] = copy.deepcopy(value)
+            except Exception:
+                copied[key] = value
+        return copied
+
+
 def _top_k(top_k: Any) -> dict[str, Any]:
     """The engine's `top_k` keyword for one call: absent when unset (the setting applies)."""
     return {} if top_k is _UNSET else {"top_k": top_k}
@@ -180,7 +198,7 @@ class CrossRankReranker(BaseDocumentCompressor):
 
     def _to_document(self, ranked: RankedDocument) -> Document:
         source: Document = ranked.document
-        metadata = copy.deepcopy(source.metadata)
+        metadata = _copy_metadata(source.metadata)
         original = self._original_score(source)
         metadata[RELEVANCE_SCORE] = ranked.score
         metadata[ORIGINAL_SCORE] = original

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 from langchain_core.documents import Document
@@ -58,6 +59,16 @@ def test_inputs_are_not_mutated_and_outputs_do_not_share_metadata(documents, key
         doc.metadata.get("nested", {})["body"] = "changed"
         doc.metadata["source"] = "changed"
     assert documents == before
+
+
+def test_metadata_that_cannot_be_deep_copied_is_shared_not_fatal(keyword_scorer):
+    lock = threading.Lock()  # cannot be deep-copied
+    docs = [Document(page_content="a passage", metadata={"lock": lock, "tags": ["t"]})]
+    (ranked,) = CrossRankReranker(scorer=keyword_scorer).compress_documents(docs, "passage")
+    assert ranked.metadata["lock"] is lock
+    assert (
+        ranked.metadata["tags"] == ["t"] and ranked.metadata["tags"] is not docs[0].metadata["tags"]
+    )
 
 
 def test_old_relevance_score_becomes_original_score(documents, keyword_scorer):
