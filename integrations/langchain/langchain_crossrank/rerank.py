@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -28,6 +28,11 @@ from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr, ValidationErro
 
 from crossrank import DEFAULT_MODEL, RankedDocument, RerankConfig, Reranker
 from crossrank.config import Activation, DType
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import RetrieverLike
+
+    from langchain_crossrank.retrievers import CrossRankRetriever
 
 RELEVANCE_SCORE = "relevance_score"
 ORIGINAL_SCORE = "original_score"
@@ -265,8 +270,12 @@ class CrossRankReranker(BaseDocumentCompressor):
         """`compress_documents` without blocking the event loop; safe to call concurrently."""
         return await self.arerank(documents, query)
 
-    def as_retriever(self, base_retriever: Any, **kwargs: Any) -> Any:
-        """A retriever that fetches with `base_retriever` and reranks with this compressor."""
+    def as_retriever(self, base_retriever: RetrieverLike, **kwargs: Any) -> CrossRankRetriever:
+        """A retriever that fetches with `base_retriever` and reranks with this compressor.
+
+        `base_retriever` is any retriever (or runnable) from a query to `Document`s; `kwargs`
+        go to `CrossRankRetriever` (`tags`, `metadata`, ...).
+        """
         from langchain_crossrank.retrievers import CrossRankRetriever
 
         return CrossRankRetriever(base_retriever=base_retriever, reranker=self, **kwargs)
