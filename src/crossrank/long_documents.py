@@ -44,6 +44,10 @@ logger = logging.getLogger("crossrank")
 
 Pair = tuple[str, str]
 
+# The truncation warning's log record carries the count under this attribute, so a caller
+# that reports truncation itself (crossrank eval) can filter the per-call warnings out.
+TRUNCATION_RECORD = "crossrank_truncated"
+
 # A tokenizer's `model_max_length` above this is the "no limit declared" sentinel (1e30).
 _NO_DECLARED_LIMIT = 1_000_000
 
@@ -289,6 +293,7 @@ def report(truncated: Sequence[bool | None], config: Any, max_length: int | None
             count,
             len(truncated),
             config.max_chunks_per_document,
+            extra={TRUNCATION_RECORD: count},
         )
     else:
         logger.warning(
@@ -298,4 +303,5 @@ def report(truncated: Sequence[bool | None], config: Any, max_length: int | None
             count,
             len(truncated),
             max_length,
+            extra={TRUNCATION_RECORD: count},
         )
