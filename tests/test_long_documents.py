@@ -285,3 +285,22 @@ def test_ranked_document_stays_backwards_compatible():
     )
     assert r.truncated is None and r.best_chunk is None
     assert set(r.contract_fields()) == {"document_id", "score", "original_score", "rerank_position"}
+
+
+def test_cli_rerank_chunks_and_reports_long_document_fields(tiny_model_short, tmp_path, capsys):
+    import json
+
+    from crossrank.cli import main
+
+    source = tmp_path / "in.jsonl"
+    docs = [{"id": "long", "content": filler(60)}, {"id": "short", "content": "short text"}]
+    source.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    args = ["rerank", "-q", "a query", "-i", str(source), "--model", tiny_model_short]
+    assert main(args) == 0
+    records = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert records["long"]["truncated"] is True and "best_chunk" not in records["long"]
+    assert main([*args, "--long-documents", "chunk", "--max-chunks-per-document", "2"]) == 0
+    records = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert records["long"]["truncated"] is True  # 60 words need more than 2 windows
+    assert records["long"]["best_chunk"] in (0, 1)
+    assert records["short"] | {"truncated": False, "best_chunk": 0} == records["short"]

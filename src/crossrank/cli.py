@@ -209,6 +209,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 args.scorer or os.path.basename(os.path.normpath(args.model)) or args.model
             )
         configs.append((name, config))
+    if args.plot:  # fail before the long part, not after it
+        ev.require("matplotlib", "plot")
     collection = ev.load_beir(args.corpus, args.queries, args.qrels, ev.parse_gain(args.gain))
     first_stage: Any = "bm25"
     if args.first_stage != "bm25":

@@ -47,7 +47,8 @@ class EvalDataError(CrossrankError, ValueError):
     """An evaluation input (corpus, queries, qrels, run file, gain mapping) cannot be used."""
 
 
-def _need(module: str, extra: str = "eval") -> Any:
+def require(module: str, extra: str = "eval") -> Any:
+    """Import an optional dependency, or say which extra installs it."""
     import importlib
 
     try:
@@ -181,8 +182,8 @@ def bm25_first_stage(
     collection: Collection, query_ids: Sequence[str], depth: int
 ) -> tuple[Ranking, float]:
     """BM25 top `depth` per query (bm25s, see the module docstring) and seconds per query."""
-    bm25s = _need("bm25s")
-    stemmer_module = _need("Stemmer")
+    bm25s = require("bm25s")
+    stemmer_module = require("Stemmer")
     stemmer = stemmer_module.Stemmer("english")
     doc_ids = list(collection.corpus)
     retriever = bm25s.BM25()
@@ -257,7 +258,7 @@ def evaluate_ranking(
     Every value comes from ir-measures; documents are passed with rank-derived scores, so the
     library evaluates exactly the order given.
     """
-    ir_measures = _need("ir_measures")
+    ir_measures = require("ir_measures")
     from ir_measures import RR, R, nDCG
 
     wanted = set(query_ids)
@@ -472,7 +473,7 @@ def format_table(report: EvalReport) -> str:
 
 def plot_report(report: EvalReport, path: str | Path) -> None:
     """A grouped bar chart of every metric per configuration (needs `crossrank[plot]`)."""
-    matplotlib = _need("matplotlib", "plot")
+    matplotlib = require("matplotlib", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
