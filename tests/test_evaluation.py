@@ -129,9 +129,15 @@ def test_gain_mapping(tmp_path, beir):
         parse_gain("1=best")
 
 
-def test_run_file_order_and_depth(beir):
+def test_run_file_order_and_depth(beir, tmp_path):
     run = read_trec_run(beir / "run.tsv", depth=2)
     assert run == {"q1": [("d2", 5.0), ("d3", 4.0)], "q2": [("d1", 3.0), ("d5", 2.0)]}
+    twice = tmp_path / "twice.run"
+    twice.write_text("q1 Q0 d1 1 1.0 x\nq1 Q0 d2 2 3.0 x\nq1 Q0 d1 3 2.0 x\n")
+    assert read_trec_run(twice, depth=5) == {"q1": [("d2", 3.0), ("d1", 2.0)]}
+    twice.write_text("q1 Q0 d1 1\n")
+    with pytest.raises(EvalDataError, match="line 1: a TREC run line has 6 fields"):
+        read_trec_run(twice, depth=5)
 
 
 def test_cli_eval_compares_configurations_and_writes_json(beir, tiny_model, tmp_path, capsys):

@@ -232,10 +232,15 @@ def read_trec_run(path: str | Path, depth: int) -> Ranking:
                 raise EvalDataError(
                     f"{path}, line {number}: rank {rank!r} or score {score!r} is not a number"
                 ) from None
-    return {
-        q: [(docid, -neg) for neg, _, _, docid in sorted(items)[:depth]]
-        for q, items in rows.items()
-    }
+    ranking: Ranking = {}
+    for q, items in rows.items():
+        seen: set[str] = set()
+        ranked = ranking[q] = []
+        for neg, _, _, docid in sorted(items):  # a document listed twice keeps its best line
+            if docid not in seen and len(ranked) < depth:
+                seen.add(docid)
+                ranked.append((docid, -neg))
+    return ranking
 
 
 # -- metrics --------------------------------------------------------------------------------------
