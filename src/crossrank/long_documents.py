@@ -127,7 +127,10 @@ def _model_counter(model: Any) -> TokenCounter:
             return counter
     # A copy: the model's own tokenizer is busy in forward passes on other threads.
     tokenizer = copy.deepcopy(model.tokenizer)
-    limit = getattr(model, "max_seq_length", None) or getattr(tokenizer, "model_max_length", None)
+    # sentence-transformers >= 5 names the limit max_seq_length; older CrossEncoders max_length.
+    limit = getattr(model, "max_seq_length", None)
+    if limit is None:
+        limit = getattr(model, "max_length", None) or getattr(tokenizer, "model_max_length", None)
     if not isinstance(limit, int) or limit >= _NO_DECLARED_LIMIT:
         raise ConfigError("the model declares no token limit; set `max_length`")
     counter = TokenCounter(tokenizer, limit)
