@@ -31,8 +31,8 @@ def text_problem(text: str) -> str | None:
     """
     if not any(not c.isspace() and unicodedata.category(c) not in _INVISIBLE for c in text):
         return (
-            "is empty or has no visible characters (only whitespace, control or zero-width "
-            "characters)"
+            "is empty or whitespace only (no visible characters: only whitespace, control or "
+            "zero-width characters)"
         )
     if not text.isascii():
         try:

@@ -120,9 +120,10 @@ def _check_folder(folder: Path, key: ModelKey) -> None:
     if not safetensors and not pickles:
         raise ModelLoadError(
             f"could not load cross-encoder from folder {where!r}: it holds no model weights "
-            "(no model.safetensors). Point `model` at the folder that holds config.json, "
-            "the weights and the tokenizer (e.g. the result of "
-            "`hf download <model> --local-dir <folder>`), or copy the weights into it."
+            "(no model.safetensors). The folder must hold a Hugging Face sequence-classification "
+            "model (config.json, weights such as model.safetensors) and its tokenizer: point "
+            "`model` at such a folder (e.g. the result of `hf download <model> --local-dir "
+            "<folder>`), or copy the weights into it."
         )
     if not safetensors and not key.allow_pickle_weights:
         names = ", ".join(sorted(p.name for p in pickles)[:3])
