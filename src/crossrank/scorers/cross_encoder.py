@@ -114,7 +114,8 @@ def _check_folder(folder: Path, key: ModelKey) -> None:
     crossrank loads safetensors only unless the caller opts in with `allow_pickle_weights`.
     """
     where = str(folder.resolve())
-    files = [p for p in folder.rglob("*") if p.is_file()]
+    # the folder and one level below (sentence-transformers modules): never a deep walk
+    files = [p for p in [*folder.glob("*"), *folder.glob("*/*")] if p.is_file()]
     safetensors = [p for p in files if p.suffix == ".safetensors"]
     pickles = [p for p in files if p.suffix in _PICKLE_SUFFIXES]
     if not safetensors and not pickles:
