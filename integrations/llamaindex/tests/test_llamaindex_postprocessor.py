@@ -87,10 +87,9 @@ def test_existing_exclusions_are_not_duplicated(known_scorer):
 
 
 def test_scores_and_metadata_are_json_serialisable(known_scorer):
-    nodes = [
-        NodeWithScore(node=TextNode(text=f"s={s}"), score=np.float32(r))
-        for s, r in [(0.3, 0.5), (0.6, 0.25)]
-    ]
+    nodes = [NodeWithScore(node=TextNode(text=f"s={s}")) for s in (0.3, 0.6)]
+    # What an earlier SentenceTransformerRerank leaves behind: numpy floats set by assignment.
+    nodes[0].score, nodes[1].score = np.float32(0.5), np.float32(0.25)
     out = CrossRankRerank(scorer=lambda pairs: np.array(known_scorer(pairs))).postprocess_nodes(
         nodes, QUERY
     )
