@@ -229,6 +229,23 @@ def test_round_trips_through_to_dict_and_json():
     assert CrossRankRerank.from_json(url.to_json()).scorer == "http://localhost:9/score"
 
 
+def test_copies_share_the_engine_but_not_the_settings(scored_nodes, known_scorer):
+    rerank = CrossRankRerank(scorer=known_scorer, top_n=2)
+    for clone in (copy.deepcopy(rerank), rerank.model_copy(deep=True)):
+        assert clone.reranker is rerank.reranker
+        clone.top_n = 4
+        assert rerank.top_n == 2
+        assert len(clone.postprocess_nodes(scored_nodes, QUERY)) == 4
+        assert len(rerank.postprocess_nodes(scored_nodes, QUERY)) == 2
+
+
+def test_events_name_the_model_or_the_endpoint(scored_nodes, tiny_model, rerank_events):
+    CrossRankRerank(model=tiny_model, device="cpu").postprocess_nodes([], QUERY)
+    CrossRankRerank(scorer="http://localhost:9/score").postprocess_nodes([], QUERY)
+    names = [e.model_name for e in rerank_events if isinstance(e, ReRankStartEvent)]
+    assert names == [tiny_model, "http://localhost:9/score"]
+
+
 def test_a_python_scorer_cannot_be_written_to_json(known_scorer):
     rerank = CrossRankRerank(scorer=known_scorer)
     assert rerank.to_dict()["scorer"] is known_scorer

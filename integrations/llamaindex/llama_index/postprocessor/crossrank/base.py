@@ -170,7 +170,17 @@ class CrossRankRerank(BaseNodePostprocessor):
         return self._reranker
 
     def _model_name(self) -> str:
-        return self.model if self.scorer is None else scorer_name(self.scorer)
+        if self.scorer is None:
+            return self.model
+        return self.scorer if isinstance(self.scorer, str) else scorer_name(self.scorer)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> CrossRankRerank:
+        """A copy with its own settings that shares the engine (thread-safe; it may hold a
+        loaded model, which is not copied)."""
+        clone = self.model_copy()
+        if memo is not None:
+            memo[id(self)] = clone
+        return clone
 
     # -- mapping LlamaIndex objects onto the contract and back --------------------------------
 
