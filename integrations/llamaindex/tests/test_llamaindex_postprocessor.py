@@ -199,6 +199,17 @@ def test_a_ready_reranker_is_used(scored_nodes, known_scorer):
         CrossRankRerank(reranker=engine, model="other")
 
 
+def test_a_ready_reranker_with_its_own_field_paths_still_reads_nodes(scored_nodes, known_scorer):
+    engine = Reranker(scorer=known_scorer, document_field="body.text", original_score_field="s")
+    out = CrossRankRerank(reranker=engine, top_n=1).postprocess_nodes(scored_nodes, QUERY)
+    assert [(n.node.node_id, n.node.metadata["original_score"]) for n in out] == [("n1", 0.9)]
+
+
+def test_built_by_model_validate_too(scored_nodes, known_scorer):
+    rerank = CrossRankRerank.model_validate({"scorer": known_scorer, "top_n": 1})
+    assert rerank.postprocess_nodes(scored_nodes, QUERY)[0].node.node_id == "n1"
+
+
 def test_changing_a_setting_takes_effect(scored_nodes, known_scorer):
     rerank = CrossRankRerank(scorer=known_scorer)
     rerank.scorer = lambda pairs: [-s for s in known_scorer(pairs)]

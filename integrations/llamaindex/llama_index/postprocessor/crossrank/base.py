@@ -99,8 +99,8 @@ class CrossRankRerank(BaseNodePostprocessor):
         description="Which metadata goes into the scored text (node.get_content(mode)).",
     )
 
-    _reranker: Reranker = PrivateAttr()
-    _built_from: dict[str, Any] = PrivateAttr()
+    _reranker: Reranker | None = PrivateAttr(default=None)
+    _built_from: dict[str, Any] | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -131,6 +131,10 @@ class CrossRankRerank(BaseNodePostprocessor):
             data.update({name: getattr(config, name) for name in _ENGINE_FIELDS})
             if data.get("top_n") is None:
                 data["top_n"] = config.top_k
+            # Nodes reach the engine as {"id", "content"}: its field paths must read those.
+            fields = {"document_field": "content", "original_score_field": "score"}
+            if any(getattr(config, k) != v for k, v in fields.items()):
+                reranker = Reranker(config.model_copy(update=fields))
         super().__init__(**data)
         if reranker is None:
             reranker = Reranker(self._engine_config())  # validates device, dtype, scorer, ...
@@ -164,7 +168,7 @@ class CrossRankRerank(BaseNodePostprocessor):
     def reranker(self) -> Reranker:
         """The `crossrank.Reranker` doing the work (rebuilt if a setting was changed)."""
         settings = self._engine_settings()
-        if settings != self._built_from:
+        if self._reranker is None or settings != self._built_from:
             self._reranker = Reranker(self._engine_config())
             self._built_from = settings
         return self._reranker
