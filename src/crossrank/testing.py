@@ -37,7 +37,12 @@ def build_tiny_cross_encoder(
     folder.mkdir(parents=True, exist_ok=True)
     vocab_file = folder / "vocab.txt"
     vocab_file.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # from_pretrained reads vocab.txt under every transformers version; the constructor's
+    # keyword changed (`vocab_file` in 4.x, `vocab` in 5.x, which ignores `vocab_file` and
+    # builds a tokenizer of the 5 special tokens only, mapping every character to [UNK]).
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True)
+    if len(tokenizer) != len(tiny_vocab()):
+        raise RuntimeError(f"tiny tokenizer has {len(tokenizer)} tokens, not {len(tiny_vocab())}")
     tokenizer.model_max_length = max_position_embeddings
     torch.manual_seed(seed)
     config = BertConfig(

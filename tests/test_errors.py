@@ -1,0 +1,149 @@
+"""Every error the core promises: clear, naming the document and field, never a silent reorder."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from crossrank import (
+    CrossrankError,
+    DocumentError,
+    ModelLoadError,
+    QueryError,
+    Reranker,
+    ScorerError,
+)
+
+
+def constant(pairs):
+    return [1.0] * len(pairs)
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "message"),
+    [
+        (
+            {"id": "x7", "text": "no content key"},
+            "content",
+            r"document 1 \(id 'x7'\) has no field 'content'",
+        ),
+        (
+            {"id": "x7", "content": None},
+            "content",
+            r"document 1 \(id 'x7'\): field 'content' is NoneType",
+        ),
+        ({"id": "x7", "content": 42}, "content", "field 'content' is int, not a string"),
+        ({"id": "x7", "content": ["a"]}, "content", "is list"),
+        ({"id": "x7", "content": ""}, "content", "empty or whitespace only"),
+        ({"id": "x7", "content": " \n\t "}, "content", "empty or whitespace only"),
+        ({"id": "x7", "meta": {"other": "t"}}, "meta.body", "has no field 'meta.body'"),
+        ({"id": "x7", "meta": "not a dict"}, "meta.body", "has no field 'meta.body'"),
+    ],
+)
+def test_bad_document_text_names_the_document_and_field(doc, field, message):
+    docs = [{"id": "ok", "content": "fine", "meta": {"body": "fine"}}, doc]
+    with pytest.raises(DocumentError, match=message) as info:
+        Reranker(scorer=constant, document_field=field).rerank("q", docs)
+    assert info.value.index == 1
+    assert info.value.document_id == "x7"
+    assert info.value.field == field
+
+
+def test_a_document_without_id_is_named_by_its_index():
+    with pytest.raises(DocumentError, match=r"document 2 \(no id\)"):
+        Reranker(scorer=constant).rerank("q", [{"content": "a"}, {"content": "b"}, {"c": 1}])
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n"])
+def test_an_empty_query_is_an_error(query):
+    with pytest.raises(QueryError, match="empty"):
+        Reranker(scorer=constant).rerank(query, ["doc"])
+
+
+def test_a_missing_query_is_an_error():
+    with pytest.raises(QueryError, match="no query"):
+        Reranker(scorer=constant).rerank(None, ["doc"])
+
+
+def test_a_non_string_query_is_an_error():
+    with pytest.raises(QueryError, match="must be a string"):
+        Reranker(scorer=constant).rerank(123, ["doc"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("documents", ["a single string", {"content": "a dict"}])
+def test_documents_must_be_a_list(documents):
+    with pytest.raises(TypeError, match="list of documents"):
+        Reranker(scorer=constant).rerank("q", documents)
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (lambda n: [1.0] * (n - 1), "returned 2 scores for 3 pairs"),
+        (lambda n: [1.0] * (n + 1), "returned 4 scores for 3 pairs"),
+        (lambda n: [1.0, math.nan, 2.0], "returned nan for pair 1"),
+        (lambda n: [1.0, 2.0, math.inf], "returned inf for pair 2"),
+        (lambda n: [1.0, -math.inf, 2.0], "returned -inf for pair 1"),
+        (lambda n: ["1.0", 2.0, 3.0], "non-numeric score for pair 0"),
+        (lambda n: [1.0, None, 3.0], "non-numeric score for pair 1"),
+        (lambda n: [1.0, True, 3.0], "non-numeric score for pair 1"),
+        (lambda n: "0.1 0.2 0.3", "expected a list of 3 numbers"),
+        (lambda n: None, "expected a list of 3 numbers"),
+        (lambda n: {"scores": [1, 2, 3]}, "expected a list of 3 numbers"),
+    ],
+)
+def test_bad_scorer_output_is_an_error_never_a_reorder(output, message):
+    def scorer(pairs):
+        return output(len(pairs))
+
+    with pytest.raises(ScorerError, match=message):
+        Reranker(scorer=scorer).rerank("q", ["a", "b", "c"])
+
+
+async def test_bad_scorer_output_is_an_error_on_the_async_path_too():
+    async def scorer(pairs):
+        return [math.nan] * len(pairs)
+
+    with pytest.raises(ScorerError, match="nan"):
+        await Reranker(scorer=scorer).arerank("q", ["a", "b"])
+
+
+def test_an_error_in_the_scorer_propagates_unchanged():
+    def scorer(pairs):
+        raise RuntimeError("scorer blew up")
+
+    with pytest.raises(RuntimeError, match="scorer blew up"):
+        Reranker(scorer=scorer).rerank("q", ["a"])
+
+
+def test_a_hub_model_that_cannot_be_reached_says_which_where_and_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelLoadError) as info:
+        Reranker(model="no-such-org/no-such-reranker").rerank("q", ["a"])
+    message = str(info.value)
+    assert "'no-such-org/no-such-reranker'" in message
+    assert "HF_HUB_OFFLINE" in message
+    assert "Hugging Face cache" in message
+    assert "CROSSRANK_MODEL" in message and "local-dir" in message
+
+
+def test_a_missing_local_folder_is_named(tmp_path):
+    missing = tmp_path / "nowhere" / "model"
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        Reranker(model=str(missing)).rerank("q", ["a"])
+
+
+def test_a_folder_that_is_not_a_model_says_what_it_must_hold(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelLoadError, match="must hold a Hugging Face") as info:
+        Reranker(model=str(tmp_path)).rerank("q", ["a"])
+    assert str(tmp_path) in str(info.value)
+
+
+def test_every_error_is_a_crossrank_error():
+    for cls in (DocumentError, QueryError, ScorerError, ModelLoadError):
+        assert issubclass(cls, CrossrankError)
