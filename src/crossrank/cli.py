@@ -1,6 +1,7 @@
 """The `crossrank` command line.
 
     crossrank rerank --query "..." --input candidates.jsonl [--top-k 10] [--model ...]
+    crossrank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels.tsv [...]
     crossrank demo
 
 `rerank` reads documents as a JSON list or JSON Lines (a file, or stdin with `-`), and writes
@@ -72,6 +73,9 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
     previous stage's score field, whose value is kept in `original_score`.
     """
     fields = result.contract_fields()
+    for name in ("truncated", "best_chunk"):  # long-document facts, when known
+        if getattr(result, name) is not None:
+            fields[name] = getattr(result, name)
     doc = result.document
     if nest or not isinstance(doc, dict):
         return {"document": doc, **fields}
@@ -108,6 +112,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         settings["scorer"] = args.scorer
     if args.max_length:
         settings["max_length"] = args.max_length
+    settings.update(_long_document_settings(args))
     reranker = Reranker(**settings)
     if args.input == "-":
         documents = read_documents(sys.stdin, "stdin")
@@ -130,6 +135,111 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
             out.writelines(line + "\n" for line in lines)
     else:
         sys.stdout.writelines(line + "\n" for line in lines)
+    return 0
+
+
+def _long_document_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {"long_documents": args.long_documents}
+    for name in ("chunk_overlap", "chunk_pooling", "max_chunks_per_document", "tokenizer"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    return settings
+
+
+def _add_long_document_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--long-documents",
+        choices=["truncate", "chunk"],
+        default="truncate",
+        help="documents longer than the token limit: truncate (default; counted and reported) "
+        "or chunk (score overlapping token windows and pool)",
+    )
+    p.add_argument(
+        "--chunk-overlap", type=int, help="tokens shared by windows (default: a quarter)"
+    )
+    p.add_argument(
+        "--chunk-pooling", choices=["max", "mean", "first"], help="window pooling (default max)"
+    )
+    p.add_argument(
+        "--max-chunks-per-document",
+        type=int,
+        help="windows scored per document at most (default 8); the rest is truncated",
+    )
+    p.add_argument(
+        "--tokenizer",
+        help="tokenizer name or folder for counting/splitting tokens with --scorer "
+        "(default: the model's own)",
+    )
+
+
+def _parse_compare(spec: str) -> tuple[str | None, dict[str, Any]]:
+    """'name=int8,model=./m,long_documents=chunk' -> ('int8', {...settings})."""
+    settings: dict[str, Any] = {}
+    for item in spec.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+            raise InputError(
+                f"--compare item {item.strip()!r} is not KEY=VALUE; e.g. "
+                "--compare 'model=./my-reranker,long_documents=chunk'"
+            )
+        settings[key.strip().replace("-", "_")] = value.strip()
+    return settings.pop("name", None), settings
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from crossrank import evaluation as ev
+    from crossrank.config import RerankConfig
+
+    base: dict[str, Any] = {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        **_long_document_settings(args),
+    }
+    if args.scorer:
+        base["scorer"] = args.scorer
+    if args.max_length:
+        base["max_length"] = args.max_length
+    configs: list[tuple[str, RerankConfig]] = []
+    for spec in args.compare or [None]:
+        name, overrides = _parse_compare(spec) if spec else (None, {})
+        config = RerankConfig(**{**base, **overrides})
+        if name is None:
+            name = spec or (
+                args.scorer or os.path.basename(os.path.normpath(args.model)) or args.model
+            )
+        configs.append((name, config))
+    if args.plot:  # fail before the long part, not after it
+        ev.require("matplotlib", "plot")
+    collection = ev.load_beir(args.corpus, args.queries, args.qrels, ev.parse_gain(args.gain))
+    first_stage: Any = "bm25"
+    if args.first_stage != "bm25":
+        first_stage = ev.read_trec_run(args.first_stage, args.depth)
+
+    def progress_factory(name: str, total: int) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=name, unit="query", file=sys.stderr)
+
+    report = ev.run_evaluation(
+        collection,
+        first_stage,
+        [] if args.first_stage_only else configs,
+        depth=args.depth,
+        ndcg_gain=args.ndcg_gain,
+        max_queries=args.max_queries,
+        progress_factory=progress_factory,
+    )
+    print(ev.format_table(report))
+    with open(args.json, "w", encoding="utf-8") as out:
+        json.dump(report.to_json(), out, indent=1)
+        out.write("\n")
+    print(f"results written to {args.json}")
+    if args.plot:
+        ev.plot_report(report, args.plot)
+        print(f"chart written to {args.plot}")
     return 0
 
 
@@ -196,7 +306,61 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write each document whole under 'document' instead of adding fields beside its own",
     )
+    _add_long_document_options(p)
     p.set_defaults(func=_cmd_rerank)
+
+    e = sub.add_parser(
+        "eval",
+        help="measure whether reranking improves a first-stage ranking (needs crossrank[eval])",
+        description=(
+            "On a BEIR-layout collection, rerank the first stage's top --depth per query with "
+            "each configuration and print NDCG@10, MRR@10 and Recall for the first stage and "
+            "every configuration side by side, with the rerank time per query. Metrics come "
+            "from ir-measures (trec_eval). Results are also written as JSON."
+        ),
+    )
+    e.add_argument("--corpus", required=True, help="corpus.jsonl (_id, title, text)")
+    e.add_argument("--queries", required=True, help="queries.jsonl (_id, text)")
+    e.add_argument("--qrels", required=True, help="qrels.tsv (query-id, corpus-id, score)")
+    e.add_argument(
+        "--first-stage",
+        default="bm25",
+        help="'bm25' (default; bm25s, English stopwords and stemmer) or a TREC run file",
+    )
+    e.add_argument("--depth", type=int, default=100, help="candidates reranked per query (100)")
+    e.add_argument(
+        "--gain",
+        help="map judgement codes to gains when they are not gains, e.g. Cranfield: "
+        "'1=4,2=3,3=2,4=1,-1=drop' (every code in the qrels must be mapped)",
+    )
+    e.add_argument(
+        "--ndcg-gain",
+        choices=["linear", "exponential"],
+        default="linear",
+        help="NDCG gain: the grade (linear, trec_eval's ndcg_cut; default) or 2^grade - 1 "
+        "(exponential, ranx's ndcg_burges)",
+    )
+    e.add_argument("--model", "-m", default=default_model, help="cross-encoder name or folder")
+    e.add_argument("--scorer", help="an http(s) scorer endpoint; overrides --model")
+    e.add_argument(
+        "--compare",
+        action="append",
+        metavar="KEY=VALUE,...",
+        help="a configuration to evaluate, as settings overriding the options above, e.g. "
+        "'model=./m,long_documents=chunk' or 'name=bf16,dtype=bfloat16'; repeat to compare "
+        "several (any RerankConfig setting; 'name' labels the row)",
+    )
+    e.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (32)")
+    e.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
+    e.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    e.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
+    e.add_argument("--first-stage-only", action="store_true", help="evaluate the first stage alone")
+    e.add_argument(
+        "--json", default="crossrank-eval.json", help="write results here (crossrank-eval.json)"
+    )
+    e.add_argument("--plot", help="also draw a bar chart here, e.g. out.png (crossrank[plot])")
+    _add_long_document_options(e)
+    e.set_defaults(func=_cmd_eval)
 
     d = sub.add_parser(
         "demo",

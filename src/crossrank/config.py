@@ -11,12 +11,23 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
 Activation = Literal["default", "sigmoid", "none"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
+LongDocuments = Literal["truncate", "chunk"]
+ChunkPooling = Literal["max", "mean", "first"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -68,6 +79,32 @@ class RerankConfig(BaseModel):
     activation: Activation = Field(default="default", description="See the class docstring.")
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    # Long documents (see crossrank.long_documents).
+    long_documents: LongDocuments = Field(
+        default="truncate",
+        description=(
+            "Documents longer than max_length: 'truncate' (cut, counted and reported) or "
+            "'chunk' (split into overlapping token windows, score each, pool)."
+        ),
+    )
+    chunk_overlap: NonNegativeInt | None = Field(
+        default=None,
+        description="Tokens shared by consecutive windows; None: a quarter of the window.",
+    )
+    chunk_pooling: ChunkPooling = Field(
+        default="max", description="How window scores become the document's score."
+    )
+    max_chunks_per_document: PositiveInt = Field(
+        default=8, description="Windows scored per document at most; the rest is truncated."
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Hugging Face tokenizer name or folder used to count and split tokens; needed for "
+            "long_documents='chunk' with a custom scorer. Default: the model's own tokenizer."
+        ),
     )
 
     @field_validator("scorer")
@@ -121,6 +158,16 @@ class RerankConfig(BaseModel):
                 "returns final scores, so leave activation at 'default'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _check_long_documents(self) -> RerankConfig:
+        if self.long_documents == "chunk" and self.scorer is not None and self.tokenizer is None:
+            raise ValueError(
+                "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
+                "tokenizer name or folder matching the scorer's model) to split documents into "
+                "windows; set max_length too unless the tokenizer declares its limit"
+            )
+        return self
 
     @field_serializer("scorer")
     def _serialise_scorer(self, value: Any) -> str | None:

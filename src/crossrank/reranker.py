@@ -18,6 +18,8 @@ from typing import Any
 from crossrank.config import RerankConfig
 from crossrank.documents import document_id, document_text, original_score
 from crossrank.errors import QueryError
+from crossrank.long_documents import Expansion, expand, token_counter
+from crossrank.long_documents import report as report_truncation
 from crossrank.results import RankedDocument
 from crossrank.scorers import check_scores, make_scorer
 from crossrank.scorers.base import scorer_name
@@ -38,9 +40,10 @@ class _Prepared:
 
     documents: list[Any]
     ids: list[Any]
-    pairs: list[tuple[str, str]]
-    text_slot: list[int]  # document i is scored by pairs[text_slot[i]]
+    pairs: list[tuple[str, str]]  # what the scorer scores: one per unique text, or per window
+    text_slot: list[int]  # document i is unique text text_slot[i]
     top_k: int | None
+    expansion: Expansion  # unique texts -> pairs (windows when chunking) and back
 
 
 class Reranker:
@@ -117,20 +120,29 @@ class Reranker:
         ids: list[Any] = []
         slots: list[int] = []
         slot_of_text: dict[str, int] = {}
-        pairs: list[tuple[str, str]] = []
+        texts: list[str] = []
         for i, doc in enumerate(docs):
             doc_id = document_id(doc, i)
             text = document_text(doc, config.document_field, i, doc_id)
             ids.append(doc_id)
             slot = slot_of_text.get(text)
             if slot is None:  # identical texts are scored once
-                slot = slot_of_text[text] = len(pairs)
-                pairs.append((query, text))
+                slot = slot_of_text[text] = len(texts)
+                texts.append(text)
             slots.append(slot)
-        return _Prepared(docs, ids, pairs, slots, top_k)
+        # Long documents: count truncation, or split into windows (crossrank.long_documents).
+        counter = token_counter(config, self.scorer) if texts else None
+        expansion = expand(query, texts, config, counter)
+        report_truncation(
+            [expansion.truncated[s] for s in slots],
+            config,
+            counter.max_length if counter else None,
+        )
+        return _Prepared(docs, ids, expansion.pairs, slots, top_k, expansion)
 
     def _finish(self, prepared: _Prepared, raw_scores: Any) -> list[RankedDocument]:
-        unique = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
+        checked = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
+        unique, best_chunk = prepared.expansion.fold(checked)
         scores = [unique[slot] for slot in prepared.text_slot]
         # sorted() is stable: equal scores keep their input order.
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -145,6 +157,8 @@ class Reranker:
                 original_score=original_score(prepared.documents[i], field),
                 rerank_position=position,
                 index=i,
+                truncated=prepared.expansion.truncated[prepared.text_slot[i]],
+                best_chunk=best_chunk[prepared.text_slot[i]],
             )
             for position, i in enumerate(order)
         ]
@@ -182,9 +196,13 @@ class Reranker:
         """`rerank` for async code: the event loop is never blocked.
 
         A scorer with an async `ascore` (the HTTP scorer, async callables) is awaited directly;
-        any other scorer, including the model, runs in a worker thread.
+        any other scorer, including the model, runs in a worker thread. So does the
+        preparation when it needs a tokenizer (loading the model, counting tokens).
         """
-        prepared = self._prepare(query, documents, top_k)
+        if self._config.tokenizer is None and self._config.scorer is not None:
+            prepared = self._prepare(query, documents, top_k)
+        else:
+            prepared = await asyncio.to_thread(self._prepare, query, documents, top_k)
         if not prepared.pairs:
             return []
         scorer = self.scorer

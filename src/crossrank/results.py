@@ -16,6 +16,12 @@ class RankedDocument:
     - `original_score`: the previous stage's score, copied untouched (None when absent).
     - `rerank_position`: 0-based place in the reranked list (`ranked[i].rerank_position == i`).
     - `index`: the document's place in the input list.
+    - `truncated`: whether text of the document was not scored because it was longer than
+      the model's token limit (with `long_documents="chunk"`: longer than
+      `max_chunks_per_document` windows); None when it could not be measured (a custom
+      scorer with no `tokenizer` set).
+    - `best_chunk`: with `long_documents="chunk"`, the 0-based index of the document's
+      highest-scoring window (0 for a document that fits in one); otherwise None.
     """
 
     document: Any
@@ -24,6 +30,8 @@ class RankedDocument:
     original_score: Any
     rerank_position: int
     index: int
+    truncated: bool | None = None
+    best_chunk: int | None = None
 
     CONTRACT_FIELDS = ("document_id", "score", "original_score", "rerank_position")
 
