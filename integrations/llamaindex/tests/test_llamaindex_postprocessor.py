@@ -137,6 +137,17 @@ def test_engine_settings_are_validated():
         CrossRankRerank(device="gpu9")
     with pytest.raises(ValidationError, match="scorer"):
         CrossRankRerank(scorer="not-a-url")
+    with pytest.raises(ValidationError, match="long_documents"):
+        CrossRankRerank(long_documents="split")
+    with pytest.raises(ValidationError, match="tokenizer"):
+        CrossRankRerank(scorer=lambda pairs: [0.0] * len(pairs), long_documents="chunk")
+
+
+def test_every_contract_setting_is_a_field():
+    from crossrank import RerankConfig
+
+    per_call = {"top_k", "query", "document_field", "original_score_field"}
+    assert set(RerankConfig.model_fields) - per_call <= set(CrossRankRerank.model_fields)
 
 
 def test_empty_input_returns_empty(known_scorer):
@@ -226,6 +237,11 @@ def test_round_trips_through_to_dict_and_json():
         dtype="float32",
         activation="none",
         trust_remote_code=True,
+        long_documents="chunk",
+        chunk_overlap=16,
+        chunk_pooling="mean",
+        max_chunks_per_document=3,
+        tokenizer="/models/my-tokenizer",
         metadata_mode=MetadataMode.EMBED,
     )
     data = rerank.to_dict()
@@ -273,6 +289,21 @@ def test_sync_and_async_agree_on_a_real_model(scored_nodes, tiny_model):
     scores = [n.score for n in sync]
     assert scores == sorted(scores, reverse=True)
     assert all(type(s) is float for s in scores)
+
+
+def test_long_nodes_can_be_chunked(tiny_model):
+    long_text = "the wing " * 40 + "s=1"
+    nodes = [
+        NodeWithScore(node=TextNode(id_="long", text=long_text), score=0.3),
+        NodeWithScore(node=TextNode(id_="short", text="a short passage"), score=0.2),
+    ]
+    rerank = CrossRankRerank(
+        model=tiny_model, device="cpu", max_length=32, long_documents="chunk", top_n=2
+    )
+    assert rerank.reranker.config.long_documents == "chunk"
+    out = rerank.postprocess_nodes(nodes, QUERY)
+    assert sorted(n.node.node_id for n in out) == ["long", "short"]
+    assert all(type(n.score) is float for n in out)
 
 
 def test_fifty_concurrent_async_calls_all_succeed(scored_nodes, tiny_model):

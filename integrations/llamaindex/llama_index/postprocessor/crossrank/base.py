@@ -44,6 +44,11 @@ _ENGINE_FIELDS = (
     "dtype",
     "activation",
     "trust_remote_code",
+    "long_documents",
+    "chunk_overlap",
+    "chunk_pooling",
+    "max_chunks_per_document",
+    "tokenizer",
 )
 
 _NOT_JSON = (
@@ -93,6 +98,21 @@ class CrossRankRerank(BaseNodePostprocessor):
     )
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    long_documents: str = Field(
+        default="truncate",
+        description="Texts longer than max_length: 'truncate' or 'chunk' (windows, pooled).",
+    )
+    chunk_overlap: int | None = Field(
+        default=None, ge=0, description="Tokens shared by windows; None: a quarter of one."
+    )
+    chunk_pooling: str = Field(default="max", description="max, mean or first window score.")
+    max_chunks_per_document: int = Field(
+        default=8, gt=0, description="Windows scored per text at most; the rest is truncated."
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="Tokenizer name or folder for chunking with a custom scorer.",
     )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.NONE,
