@@ -90,7 +90,13 @@ def test_chunk_finds_a_sentence_past_max_length_that_truncate_misses(tokenizer, 
     assert [r.truncated for r in ranked] == [False, True]
     assert all(r.best_chunk is None for r in ranked)
 
-    chunking = Reranker(scorer=scorer, tokenizer=tiny_model_short, long_documents="chunk")
+    # Enough windows for the whole text: the tiny tokenizer splits words into characters.
+    chunking = Reranker(
+        scorer=scorer,
+        tokenizer=tiny_model_short,
+        long_documents="chunk",
+        max_chunks_per_document=64,
+    )
     ranked = chunking.rerank(query, docs)
     assert [r.document_id for r in ranked] == ["long", "decoy"]
     assert ranked[0].score == 1.0
