@@ -143,11 +143,22 @@ def test_windows_of_all_documents_are_scored_in_one_batch(tokenizer, tiny_model_
         tokenizer=tiny_model_short,
         long_documents="chunk",
     )
-    rr.rerank("q", docs)
+    ranked = rr.rerank("q", docs)
+    assert [r.truncated for r in ranked] == [False, False, False]
     assert len(calls) == 1
     texts = [d for _, d in calls[0]]
-    assert any(t.startswith("a") for t in texts[1:]) and any(t.startswith("b") for t in texts)
+    # A window is an exact slice of its document (it may start inside a word), and no window
+    # of one long document is a slice of the other: "a" and "b" words share no letters.
+    from_a = [t for t in texts if t in docs[0]]
+    from_b = [t for t in texts if t in docs[2]]
+    assert len(from_a) > 1 and len(from_b) > 1
     assert "short one" in texts
+    assert len(texts) == len(from_a) + 1 + len(from_b)
+    # The one call holds every window of both long documents: together they cover each one.
+    for doc, windows in ((docs[0], from_a), (docs[2], from_b)):
+        spans = token_spans(tokenizer, doc, windows)
+        n_tokens = len(tokenizer(doc, add_special_tokens=False)["input_ids"])
+        assert spans[0][0] == 0 and spans[-1][1] == n_tokens
 
 
 @pytest.mark.parametrize("pooling", ["max", "mean", "first"])
@@ -159,7 +170,8 @@ def test_pooling(tokenizer, tiny_model_short, pooling):
     def score(pairs):  # a window's score depends on where it starts in the document
         out = []
         for _, d in pairs:
-            first = int(d.split()[0][1:])
+            # The window's first token in the document (a window may start inside a word).
+            [(first, _end)] = token_spans(tokenizer, text, [d])
             table[d] = [0.2, 0.9, 0.4, 0.7, 0.1][first % 5] + first / 1000
             out.append(table[d])
         return out
@@ -172,8 +184,10 @@ def test_pooling(tokenizer, tiny_model_short, pooling):
         chunk_overlap=2,
     )
     [result] = rr.rerank(query, [text])
+    assert result.truncated is False
     ordered = [table[w] for w in sorted(table, key=text.index)]
     assert len(ordered) >= 3
+    assert ordered.index(max(ordered)) > 0  # the best window is not the first
     expected = {
         "max": max(ordered),
         "mean": sum(ordered) / len(ordered),
@@ -245,7 +259,8 @@ def test_model_scorer_counts_truncation_with_one_warning(tiny_model_short, caplo
 
 def test_model_scorer_chunks_with_its_own_tokenizer(tiny_model_short):
     docs = [filler(60, "x"), "short"]
-    rr = Reranker(model=tiny_model_short, long_documents="chunk")
+    # Enough windows for the whole text: the tiny tokenizer splits words into characters.
+    rr = Reranker(model=tiny_model_short, long_documents="chunk", max_chunks_per_document=64)
     ranked = rr.rerank("a query", docs)
     assert {r.document: r.truncated for r in ranked} == {docs[0]: False, "short": False}
     assert {r.document: r.best_chunk is not None for r in ranked} == {docs[0]: True, "short": True}
@@ -259,9 +274,12 @@ async def test_arerank_chunks(tokenizer, tiny_model_short):
         scorer=model_like_scorer(tokenizer, query),
         tokenizer=tiny_model_short,
         long_documents="chunk",
+        max_chunks_per_document=64,  # enough windows for the whole (character-level) text
     )
     ranked = await rr.arerank(query, docs)
     assert [r.index for r in ranked] == [1, 0]
+    assert ranked[0].score == 1.0 and ranked[0].truncated is False
+    assert ranked[0].best_chunk > 0  # the needle is not in the first window
 
 
 def test_custom_scorer_without_tokenizer_cannot_measure_truncation():
