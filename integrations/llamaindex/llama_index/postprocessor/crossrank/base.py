@@ -1,0 +1,350 @@
+"""`CrossRankRerank`: crossrank's rerank stage as a LlamaIndex node postprocessor.
+
+This module only maps LlamaIndex objects onto the engine's contract and back:
+
+    NodeWithScore list --node.get_content(metadata_mode)--> {"id", "content"} documents
+    documents --crossrank.Reranker.rerank / arerank--> RankedDocument list (best first)
+    RankedDocument --copy of the node, contract keys in its metadata--> new NodeWithScore
+
+The returned nodes are copies: the caller's `NodeWithScore` objects and their nodes are never
+written to. Each copy's `score` is the rerank score (a plain float); the previous score and the
+0-based `rerank_position` go into the copy's metadata under `original_score` /
+`rerank_position`, and both keys are excluded from the embed and LLM views of the node.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from crossrank import DEFAULT_MODEL, DocumentError, QueryError, RerankConfig, Reranker
+from crossrank.scorers.base import scorer_name
+
+dispatcher = get_dispatcher(__name__)
+
+ORIGINAL_SCORE_KEY = "original_score"
+RERANK_POSITION_KEY = "rerank_position"
+CONTRACT_METADATA_KEYS = (ORIGINAL_SCORE_KEY, RERANK_POSITION_KEY)
+
+# The postprocessor fields that are engine settings (RerankConfig fields of the same name).
+_ENGINE_FIELDS = (
+    "model",
+    "scorer",
+    "batch_size",
+    "max_length",
+    "device",
+    "dtype",
+    "activation",
+    "trust_remote_code",
+    "long_documents",
+    "chunk_overlap",
+    "chunk_pooling",
+    "max_chunks_per_document",
+    "tokenizer",
+)
+
+_NOT_JSON = (
+    "this CrossRankRerank has a Python scorer object, which cannot be written to JSON; only an "
+    "http(s) endpoint URL can (to_dict keeps the object itself)"
+)
+
+
+class CrossRankRerank(BaseNodePostprocessor):
+    """Rerank retrieved nodes with a cross-encoder (crossrank's stage contract).
+
+    ``CrossRankRerank(top_n=5)`` or ``CrossRankRerank(reranker=crossrank.Reranker(...))``.
+    Settings mirror `crossrank.RerankConfig`; `top_n` (alias `top_k`) is how many nodes to
+    return, None keeps all, reordered. The text scored is ``node.get_content(metadata_mode)``,
+    by default `MetadataMode.NONE` so that metadata does not take the model's token budget.
+    """
+
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        min_length=1,
+        description="Hugging Face cross-encoder name or local folder.",
+    )
+    scorer: Any = Field(
+        default=None,
+        description=(
+            "Custom scorer that overrides `model`: an http(s) URL speaking "
+            '{"pairs": [[query, doc], ...]} -> {"scores": [...]}, a callable fn(pairs) -> '
+            "scores (sync or async), or an object with a score(pairs) method."
+        ),
+    )
+    top_n: int | None = Field(
+        default=None,
+        gt=0,
+        description="How many nodes to return, best first; None keeps all, reordered.",
+    )
+    batch_size: int = Field(default=32, gt=0, description="Pairs per forward pass.")
+    max_length: int | None = Field(
+        default=None, gt=0, description="Token limit per pair; None uses the model's own."
+    )
+    device: str = Field(default="auto", description="auto (cuda, then mps, then cpu) or a device.")
+    dtype: str = Field(
+        default="auto", description="auto, float32, bfloat16 or float16 (auto: fp16 on cuda)."
+    )
+    activation: str = Field(
+        default="default",
+        description="default (the model's own, a sigmoid for one-logit rerankers), sigmoid, none.",
+    )
+    trust_remote_code: bool = Field(
+        default=False, description="Allow model repositories to run their own Python code."
+    )
+    long_documents: str = Field(
+        default="truncate",
+        description="Texts longer than max_length: 'truncate' or 'chunk' (windows, pooled).",
+    )
+    chunk_overlap: int | None = Field(
+        default=None, ge=0, description="Tokens shared by windows; None: a quarter of one."
+    )
+    chunk_pooling: str = Field(default="max", description="max, mean or first window score.")
+    max_chunks_per_document: int = Field(
+        default=8, gt=0, description="Windows scored per text at most; the rest is truncated."
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="Tokenizer name or folder for chunking with a custom scorer.",
+    )
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.NONE,
+        description="Which metadata goes into the scored text (node.get_content(mode)).",
+    )
+
+    _reranker: Reranker | None = PrivateAttr(default=None)
+    _built_from: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        reranker: Reranker | None = None,
+        *,
+        top_k: int | None = None,
+        **data: Any,
+    ) -> None:
+        if top_k is not None:
+            if data.get("top_n") is not None and data["top_n"] != top_k:
+                raise ValueError(
+                    f"top_k ({top_k}) and top_n ({data['top_n']}) disagree; top_k is an alias "
+                    "of top_n, give one of them"
+                )
+            data["top_n"] = top_k
+        if reranker is not None:
+            if not isinstance(reranker, Reranker):
+                raise TypeError(
+                    f"reranker must be a crossrank.Reranker, not {type(reranker).__name__}"
+                )
+            given = sorted(name for name in _ENGINE_FIELDS if name in data)
+            if given:
+                raise ValueError(
+                    f"pass either a ready reranker or engine settings, not both (got reranker "
+                    f"and {', '.join(given)}); set them on the Reranker instead"
+                )
+            config = reranker.config
+            data.update({name: getattr(config, name) for name in _ENGINE_FIELDS})
+            if data.get("top_n") is None:
+                data["top_n"] = config.top_k
+            # Nodes reach the engine as {"id", "content"}: its field paths must read those.
+            fields = {"document_field": "content", "original_score_field": "score"}
+            if any(getattr(config, k) != v for k, v in fields.items()):
+                reranker = Reranker(config.model_copy(update=fields))
+        super().__init__(**data)
+        if reranker is None:
+            reranker = Reranker(self._engine_config())  # validates device, dtype, scorer, ...
+        self._reranker = reranker
+        self._built_from = self._engine_settings()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "CrossRankRerank"
+
+    @field_serializer("scorer", when_used="json")
+    def _serialise_scorer(self, value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        raise TypeError(_NOT_JSON)
+
+    def to_json(self, **kwargs: Any) -> str:
+        if self.scorer is not None and not isinstance(self.scorer, str):
+            raise TypeError(_NOT_JSON)
+        return super().to_json(**kwargs)
+
+    # -- the engine ----------------------------------------------------------------------------
+
+    def _engine_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _ENGINE_FIELDS}
+
+    def _engine_config(self) -> RerankConfig:
+        return RerankConfig(**self._engine_settings())
+
+    @property
+    def reranker(self) -> Reranker:
+        """The `crossrank.Reranker` doing the work (rebuilt if a setting was changed)."""
+        settings = self._engine_settings()
+        if self._reranker is None or settings != self._built_from:
+            self._reranker = Reranker(self._engine_config())
+            self._built_from = settings
+        return self._reranker
+
+    def _model_name(self) -> str:
+        if self.scorer is None:
+            return self.model
+        return self.scorer if isinstance(self.scorer, str) else scorer_name(self.scorer)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> CrossRankRerank:
+        """A copy with its own settings that shares the engine (thread-safe; it may hold a
+        loaded model, which is not copied)."""
+        clone = self.model_copy()
+        if memo is not None:
+            memo[id(self)] = clone
+        return clone
+
+    # -- mapping LlamaIndex objects onto the contract and back --------------------------------
+
+    def _query(self, query_bundle: QueryBundle | None) -> str:
+        if query_bundle is None:
+            raise QueryError(
+                "CrossRankRerank needs the query: call postprocess_nodes(nodes, "
+                "query_bundle=QueryBundle(...)) or postprocess_nodes(nodes, query_str=...); "
+                "a query engine passes it for you"
+            )
+        query = query_bundle.query_str
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError("CrossRankRerank: the query bundle's query_str is empty")
+        return query
+
+    def _documents(self, nodes: Sequence[NodeWithScore]) -> list[dict[str, Any]]:
+        """One engine document per node: its id and the text to score."""
+        documents = []
+        for i, item in enumerate(nodes):
+            if not isinstance(item, NodeWithScore):
+                raise TypeError(
+                    f"node {i} is a {type(item).__name__}; CrossRankRerank takes NodeWithScore "
+                    "objects (wrap a node as NodeWithScore(node=node))"
+                )
+            node_id = item.node.node_id
+            text = item.node.get_content(metadata_mode=self.metadata_mode)
+            if not isinstance(text, str) or not text.strip():
+                raise DocumentError(
+                    f"node {i} (id {node_id!r}) has no text to score: its content with "
+                    f"metadata_mode={self.metadata_mode.name} is empty; a cross-encoder cannot "
+                    "score it (drop such nodes before reranking)",
+                    index=i,
+                    document_id=node_id,
+                    field=f"content (metadata_mode={self.metadata_mode.name})",
+                )
+            documents.append({"id": node_id, "content": text})
+        return documents
+
+    def _to_nodes(
+        self, nodes: Sequence[NodeWithScore], ranked: Sequence[Any]
+    ) -> list[NodeWithScore]:
+        """New NodeWithScore objects over copies of the nodes; the inputs stay untouched."""
+        out = []
+        for result in ranked:
+            source = nodes[result.index]
+            node = source.node.model_copy(deep=True)
+            node.metadata = {
+                **node.metadata,
+                ORIGINAL_SCORE_KEY: _plain_score(source.score),
+                RERANK_POSITION_KEY: result.rerank_position,
+            }
+            node.excluded_embed_metadata_keys = _with_keys(node.excluded_embed_metadata_keys)
+            node.excluded_llm_metadata_keys = _with_keys(node.excluded_llm_metadata_keys)
+            out.append(NodeWithScore(node=node, score=float(result.score)))
+        return out
+
+    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> None:
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=nodes,
+                top_n=len(nodes) if self.top_n is None else self.top_n,
+                model_name=self._model_name(),
+            )
+        )
+
+    def _callback_payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
+        return {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self._model_name(),
+            EventPayload.QUERY_STR: query,
+            EventPayload.TOP_K: self.top_n,
+        }
+
+    # -- BaseNodePostprocessor ------------------------------------------------------------------
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        # Input is checked before the start event, so events always come in pairs unless
+        # the scorer itself fails (the dispatcher span then records the error).
+        query = self._query(query_bundle)
+        nodes = list(nodes)
+        documents = self._documents(nodes)
+        self._start(nodes, query_bundle)
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
+        ) as event:
+            new_nodes: list[NodeWithScore] = []
+            if documents:
+                ranked = self.reranker.rerank(query, documents, top_k=self.top_n)
+                new_nodes = self._to_nodes(nodes, ranked)
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        return new_nodes
+
+    async def apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        query_str: str | None = None,
+    ) -> list[NodeWithScore]:
+        """Rerank without blocking the event loop (the model runs in a worker thread)."""
+        if query_str is not None and query_bundle is not None:
+            raise ValueError("Cannot specify both query_str and query_bundle")
+        if query_str is not None:
+            query_bundle = QueryBundle(query_str)
+        return await self._apostprocess_nodes(nodes, query_bundle)
+
+    @dispatcher.span
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        query = self._query(query_bundle)
+        nodes = list(nodes)
+        documents = self._documents(nodes)
+        self._start(nodes, query_bundle)
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
+        ) as event:
+            new_nodes: list[NodeWithScore] = []
+            if documents:
+                ranked = await self.reranker.arerank(query, documents, top_k=self.top_n)
+                new_nodes = self._to_nodes(nodes, ranked)
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        return new_nodes
+
+
+def _with_keys(keys: list[str]) -> list[str]:
+    """A new list: `keys` plus the contract keys it lacks."""
+    return [*keys, *(k for k in CONTRACT_METADATA_KEYS if k not in keys)]
+
+
+def _plain_score(score: Any) -> Any:
+    """The previous score as a plain float (a numpy float would break json.dumps), or None."""
+    if isinstance(score, numbers.Real) and not isinstance(score, bool):
+        return float(score)
+    return score
