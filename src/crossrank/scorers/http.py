@@ -99,14 +99,27 @@ class HttpScorer:
         step = self.max_pairs_per_request
         return [[list(p) for p in pairs[i : i + step]] for i in range(0, len(pairs), step)]
 
+    # Hooks a serving engine's protocol overrides (see scorers/engine.py): the request body for
+    # one chunk, what a good answer looks like, scores from its body, and a look at a refusal.
+    expected_body = '{"scores": [...]}'
+
+    def _payload(self, chunk: list[list[str]]) -> Any:
+        return {"pairs": chunk}
+
+    def _refused(self, response: httpx.Response, expected: int) -> None:
+        """Called with an HTTP error answer before it is retried or raised; may raise instead."""
+
     def _parse(self, response: httpx.Response, expected: int) -> list[float]:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ScorerResponseError(
                 f"{self.name} answered HTTP {response.status_code} with a body that is not "
-                f'JSON ({exc}); expected {{"scores": [...]}}'
+                f"JSON ({exc}); expected {self.expected_body}"
             ) from exc
+        return self._scores(body, expected)
+
+    def _scores(self, body: Any, expected: int) -> list[float]:
         if not isinstance(body, dict) or "scores" not in body:
             raise ScorerResponseError(
                 f'{self.name} answered without a "scores" list (got {type(body).__name__}'
@@ -131,6 +144,8 @@ class HttpScorer:
         """After one attempt: the scores, or how long to wait before the next; raises if final."""
         if response is not None and response.status_code < 400:
             return self._parse(response, expected)
+        if response is not None:
+            self._refused(response, expected)
         wait = self._wait(attempt, response)
         retryable = response is None or response.status_code in RETRY_STATUS
         in_budget = time.monotonic() - started + wait <= self.max_retry_time
@@ -163,7 +178,7 @@ class HttpScorer:
         while True:
             response, error = None, None
             try:
-                response = client.post(self.url, json={"pairs": chunk})
+                response = client.post(self.url, json=self._payload(chunk))
             except httpx.TransportError as exc:
                 error = exc
             step = self._next_step(len(chunk), attempt, started, response, error)
@@ -195,7 +210,7 @@ class HttpScorer:
         while True:
             response, error = None, None
             try:
-                response = await client.post(self.url, json={"pairs": chunk})
+                response = await client.post(self.url, json=self._payload(chunk))
             except httpx.TransportError as exc:
                 error = exc
             step = self._next_step(len(chunk), attempt, started, response, error)
