@@ -11,13 +11,15 @@ thread and answers like the engine would:
 
 Scores come from `known_score(query, text)`, so a test can compute what to expect. `faults`
 is a list of (status, body, headers) answered, in order, before the normal answers; every
-request is recorded in `requests` as (path, body, headers).
+request is recorded in `requests` as (path, body, headers); `most_in_flight` is the most
+requests the server was answering at once.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,8 +31,18 @@ def known_score(query: str, text: str) -> float:
 
 
 class EngineServer:
-    def __init__(self, protocol: str, *, max_batch: int = 1000, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        *,
+        max_batch: int = 1000,
+        api_key: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
         self.protocol = protocol
+        self.delay = delay  # seconds each answer takes, to see how many overlap
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.max_batch = max_batch
         self.api_key = api_key
         self.faults: list[tuple[int, Any, dict[str, str]]] = []
@@ -51,7 +63,15 @@ class EngineServer:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     body = None
-                status, answer, headers = server.answer(self.path, body, dict(self.headers))
+                with server._lock:
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay)
+                    status, answer, headers = server.answer(self.path, body, dict(self.headers))
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -235,6 +235,17 @@ def test_api_key_given_in_python_is_sent():
         assert "k-1" not in repr(scorer)
 
 
+@pytest.mark.parametrize("cls", [TeiScorer, CohereScorer, HttpScorer])
+async def test_requests_in_flight_are_bounded(cls):
+    with EngineServer(cls.__name__[:-6].lower().replace("http", "pairs"), delay=0.05) as server:
+        scorer = cls(server.url, max_pairs_per_request=1, max_connections=2)
+        pairs = [(QUERY, d["content"]) for d in DOCS]
+        scores = await scorer.ascore(pairs)  # 10 requests at once; 2 on the wire at a time
+        assert scores == pytest.approx([known_score(q, t) for q, t in pairs])
+        assert len(server.requests) == 10
+        assert server.most_in_flight <= 2
+
+
 def test_engine_scorers_share_the_http_scorer_machinery():
     assert issubclass(TeiScorer, HttpScorer) and issubclass(CohereScorer, HttpScorer)
 

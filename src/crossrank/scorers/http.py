@@ -8,6 +8,10 @@ text-embeddings-inference refuse large requests). A request that fails in a way 
 honouring `Retry-After`; retries are bounded both in count and in total time, so a failing
 server never sees a retry storm. The `Authorization` header comes from `api_key` or from the
 environment variable named by `api_key_env`, and is never printed in errors or `repr`.
+
+Each client keeps at most `max_connections` requests in flight; more wait for a free
+connection on the client side (no timeout runs while they wait), so a burst of calls queues
+here rather than timing out in the server's queue.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class HttpScorer:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_retry_time: float = 60.0,
+        max_connections: int = 32,
         api_key: str | None = None,
         api_key_env: str = DEFAULT_API_KEY_ENV,
         headers: dict[str, str] | None = None,
@@ -77,6 +82,12 @@ class HttpScorer:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_time = max_retry_time
+        # At most this many requests in flight per client; the rest wait here, where no
+        # timeout ticks, instead of queueing in the server until their read timeout ends.
+        self._client_options: dict[str, Any] = {
+            "timeout": httpx.Timeout(timeout, pool=None),
+            "limits": httpx.Limits(max_connections=max_connections),
+        }
         self.name = f"scorer endpoint {url}"
         key = api_key if api_key is not None else os.environ.get(api_key_env)
         self._headers = dict(headers or {})
@@ -168,7 +179,7 @@ class HttpScorer:
     def _sync_client(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
+                self._client = httpx.Client(headers=self._headers, **self._client_options)
             return self._client
 
     def _post(self, chunk: list[list[str]]) -> list[float]:
@@ -199,7 +210,7 @@ class HttpScorer:
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+            client = httpx.AsyncClient(headers=self._headers, **self._client_options)
             self._aclients[loop] = client
         return client
 
