@@ -64,7 +64,7 @@ def infinity(tmp_path_factory: pytest.TempPathFactory, tiny_model: str):
         ]
         pytest.skip(
             "infinity-emb could not be installed (scripts/setup_infinity.sh exited "
-            f"{done.returncode}): {' | '.join(lines[-5:])}"
+            f"{done.returncode}): {' | '.join(lines[-5:]) or 'it printed nothing'}"
         )
     with InfinityServer(tiny_model, served_name=SERVED, venv=venv) as server:
         yield server
