@@ -234,7 +234,9 @@ async def test_http_scorer_async_path_and_request_splitting():
         rr = Reranker(scorer=HttpScorer(url, max_pairs_per_request=3))
         async_ranked = await rr.arerank("q", docs)
         sync_ranked = rr.rerank("q", docs)
-    assert [len(r["body"]["pairs"]) for r in requests] == [3, 3, 3, 1, 3, 3, 3, 1]
+    sizes = [len(r["body"]["pairs"]) for r in requests]
+    # The async chunks are sent at once and may arrive in any order; the sync ones in order.
+    assert sorted(sizes[:4]) == [1, 3, 3, 3] and sizes[4:] == [3, 3, 3, 1]
     assert [r.index for r in async_ranked] == list(range(9, -1, -1))
     assert [r.score for r in async_ranked] == [r.score for r in sync_ranked]
 
