@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint infinity
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml constraints.txt $(INTEGRATIONS)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -c constraints.txt -e ".[dev]" $(foreach p,$(INTEGRATIONS),-e "$(dir $(p))[test]")
 	touch $(STAMP)
+
+# infinity-emb (a serving engine) in its own venv, .venv-infinity: its pins differ from ours.
+# The end-to-end test runs this itself; `make infinity` does it ahead of time.
+infinity:
+	bash scripts/setup_infinity.sh
 
 demo: setup
 	$(BIN)/crossrank demo

@@ -113,7 +113,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     if args.max_length:
         settings["max_length"] = args.max_length
     settings.update(_long_document_settings(args))
-    reranker = Reranker(**settings)
+    reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
     if args.input == "-":
         documents = read_documents(sys.stdin, "stdin")
     else:
@@ -121,13 +121,15 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
             documents = read_documents(f, args.input)
     update, bar = _progress_callback(len(documents))
     try:
-        results = reranker.rerank(args.query, documents, progress=update)
+        results = reranker.rerank(args.query, documents, inputs=_inputs(args.var), progress=update)
     finally:
         if bar is not None:
             bar.close()
     # Build every record first: a collision error must not leave a half-written output.
     lines = [
-        json.dumps(output_record(r, args.original_score_field, args.nest), ensure_ascii=False)
+        json.dumps(
+            output_record(r, reranker.config.original_score_field, args.nest), ensure_ascii=False
+        )
         for r in results
     ]
     if args.output:
@@ -243,6 +245,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_reranker(path: str, settings: dict[str, Any]) -> Reranker:
+    """The stage in `path`, with the settings given as flags (not left at defaults) on top."""
+    reranker = Reranker.from_stage(path)
+    defaults = vars(build_parser().parse_args(["rerank"]))
+    overrides = {k: v for k, v in settings.items() if v != defaults.get(k)}
+    if not overrides:
+        return reranker
+    return Reranker({**reranker.config.model_dump(exclude_unset=True), **overrides})
+
+
+def _inputs(pairs: list[str] | None) -> dict[str, str] | None:
+    """`--var name=value` flags as the inputs a stage's `{{INPUT.name}}` query reads."""
+    if not pairs:
+        return None
+    inputs = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--var {pair!r}: expected NAME=VALUE, e.g. --var question='...'")
+        inputs[name] = value
+    return inputs
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from crossrank.demo import run_demo
 
@@ -266,7 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
             "stage's) and rerank_position (0-based) added."
         ),
     )
-    p.add_argument("--query", "-q", required=True, help="the query to rank the documents for")
+    p.add_argument(
+        "--query", "-q", help="the query to rank the documents for (or the --stage's query)"
+    )
+    p.add_argument(
+        "--stage",
+        help="a rerank stage config (JSON file) as retrieval pipelines write it; flags given "
+        "beside it override its parameters",
+    )
+    p.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an input for the stage's query template {{INPUT.NAME}} (repeatable)",
+    )
     p.add_argument(
         "--input",
         "-i",
@@ -285,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scorer",
         help='an http(s) endpoint taking {"pairs": [[q, d], ...]} and returning '
-        '{"scores": [...]}; overrides --model',
+        '{"scores": [...]}, a serving engine (tei+http://host:8080, cohere+http://host:7997) '
+        "or a registered scorer name; overrides --model",
     )
     p.add_argument(
         "--document-field",

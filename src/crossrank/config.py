@@ -56,8 +56,10 @@ class RerankConfig(BaseModel):
         default=None,
         description=(
             "Custom scorer that overrides `model`: an http(s) URL speaking "
-            '{"pairs": [[query, doc], ...]} -> {"scores": [...]}, a callable taking the list '
-            "of (query, text) pairs, or an object with a `score(pairs)` method."
+            '{"pairs": [[query, doc], ...]} -> {"scores": [...]} (or a serving engine: '
+            "tei+http://..., cohere+http://..., see scorers/registry.py), a registered scorer "
+            "name, a callable taking the list of (query, text) pairs, or an object with a "
+            "`score(pairs)` method."
         ),
     )
     top_k: PositiveInt | None = Field(
@@ -115,19 +117,21 @@ class RerankConfig(BaseModel):
             "long_documents='chunk' with a custom scorer. Default: the model's own tokenizer."
         ),
     )
+    scorer_api_key_env: str | None = Field(
+        default=None,
+        description="Environment variable holding an endpoint scorer's API key "
+        "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
+    )
 
     @field_validator("scorer")
     @classmethod
     def _check_scorer(cls, value: Any) -> Any:
         if value is None or callable(value) or callable(getattr(value, "score", None)):
             return value
-        if isinstance(value, str):
-            if value.startswith(("http://", "https://")):
-                return value
-            raise ValueError(
-                f"scorer {value!r} is not an http(s):// URL; pass a URL, a callable, "
-                "or an object with a score(pairs) method"
-            )
+        if isinstance(value, str):  # an endpoint URL or a registered scorer name
+            from crossrank.scorers.registry import check_scorer_string
+
+            return check_scorer_string(value)
         raise ValueError(
             f"scorer must be an http(s) URL, a callable or an object with a score(pairs) "
             f"method, not {type(value).__name__}"

@@ -24,6 +24,7 @@ from crossrank.results import RankedDocument
 from crossrank.scorers import check_scores, make_scorer
 from crossrank.scorers.base import scorer_name
 from crossrank.scorers.cross_encoder import CrossEncoderScorer
+from crossrank.stage import StageSpec, parse_stage, resolve_query, stage_config
 
 logger = logging.getLogger("crossrank")
 
@@ -54,6 +55,8 @@ class Reranker:
     or pass a ready config. One `Reranker` is safe to use from many threads and coroutines.
     """
 
+    _stage: StageSpec | None = None  # how `from_stage` read it, so `to_stage` writes it back
+
     def __init__(self, config: RerankConfig | Mapping[str, Any] | None = None, /, **settings: Any):
         if config is None:
             config = RerankConfig(**settings)
@@ -74,6 +77,23 @@ class Reranker:
         """A reranker from the JSON form of `RerankConfig`."""
         return cls(RerankConfig.model_validate_json(text))
 
+    @classmethod
+    def from_stage(cls, stage: Any) -> Reranker:
+        """A reranker from a pipeline's stage config: a dict, JSON text or a JSON file's path.
+
+        Both circulating forms are read (see `crossrank.stage`); model aliases resolve,
+        `top_n` means `top_k`, `feature_uri` selects a scorer, and a `{{INPUT.field}}` query
+        is filled from `rerank(inputs=...)`. Unknown parameters are a `ConfigError`.
+        """
+        config, spec = parse_stage(stage)
+        reranker = cls(config)
+        reranker._stage = spec
+        return reranker
+
+    def to_stage(self) -> dict[str, Any]:
+        """This stage as a stage config dict (the form it was read in, if from `from_stage`)."""
+        return stage_config(self._config, self._stage)
+
     @property
     def scorer(self) -> Any:
         """The scorer this stage uses (built on first access; a model loads on first score)."""
@@ -90,9 +110,14 @@ class Reranker:
 
     # -- the two halves of a call, shared by rerank and arerank ---------------------------------
 
-    def _prepare(self, query: str | None, documents: Iterable[Any], top_k: Any) -> _Prepared:
+    def _prepare(
+        self, query: str | None, documents: Any, top_k: Any, inputs: Mapping[str, Any] | None
+    ) -> _Prepared:
         config = self._config
-        query = config.query if query is None else query
+        if documents is _UNSET:
+            raise TypeError("rerank() needs the documents to rank: rerank(query, documents)")
+        if query is None:  # only the config's query is a template; a caller's is used verbatim
+            query = resolve_query(config.query, inputs)
         if query is None:
             raise QueryError("no query: pass one to rerank() or set `query` in the config")
         if not isinstance(query, str):
@@ -168,20 +193,23 @@ class Reranker:
 
     def rerank(
         self,
-        query: str | None,
-        documents: Iterable[Any],
+        query: str | None = None,
+        documents: Iterable[Any] = _UNSET,
         *,
+        inputs: Mapping[str, Any] | None = None,
         top_k: int | None = _UNSET,
         progress: Callable[[int], None] | None = None,
     ) -> list[RankedDocument]:
         """Score every document against `query` and return the best `top_k`, best first.
 
-        `query` None uses the config's `query`. `top_k` overrides the config's for this call
-        (None keeps all). `progress`, if given, is called with the number of pairs done after
-        each model batch. Raises `DocumentError`, `QueryError` or `ScorerError` on bad input
-        or a bad scorer; never returns a partial or silently reordered result.
+        `query` None uses the config's `query`, filling a `{{INPUT.name}}` template from
+        `inputs` (`rerank(inputs={"question": ...}, documents=docs)`). `top_k` overrides the
+        config's for this call (None keeps all). `progress`, if given, is called with the
+        number of pairs done after each model batch. Raises `DocumentError`, `QueryError` or
+        `ScorerError` on bad input or a bad scorer; never returns a partial or silently
+        reordered result.
         """
-        prepared = self._prepare(query, documents, top_k)
+        prepared = self._prepare(query, documents, top_k, inputs)
         if not prepared.pairs:
             return []
         scorer = self.scorer
@@ -192,7 +220,12 @@ class Reranker:
         return self._finish(prepared, raw)
 
     async def arerank(
-        self, query: str | None, documents: Iterable[Any], *, top_k: int | None = _UNSET
+        self,
+        query: str | None = None,
+        documents: Iterable[Any] = _UNSET,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        top_k: int | None = _UNSET,
     ) -> list[RankedDocument]:
         """`rerank` for async code: the event loop is never blocked.
 
@@ -201,9 +234,9 @@ class Reranker:
         preparation when it needs a tokenizer (loading the model, counting tokens).
         """
         if self._config.tokenizer is None and self._config.scorer is not None:
-            prepared = self._prepare(query, documents, top_k)
+            prepared = self._prepare(query, documents, top_k, inputs)
         else:
-            prepared = await asyncio.to_thread(self._prepare, query, documents, top_k)
+            prepared = await asyncio.to_thread(self._prepare, query, documents, top_k, inputs)
         if not prepared.pairs:
             return []
         scorer = self.scorer

@@ -5,18 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from crossrank.scorers.base import CallableScorer, Pair, Scorer, check_scores
+from crossrank.scorers.cohere import CohereScorer
 from crossrank.scorers.cross_encoder import CrossEncoderScorer, clear_model_cache
-from crossrank.scorers.http import HttpScorer
+from crossrank.scorers.http import DEFAULT_API_KEY_ENV, HttpScorer
+from crossrank.scorers.registry import (
+    register_scorer,
+    registered_scorers,
+    scorer_from_string,
+    unregister_scorer,
+)
+from crossrank.scorers.tei import TeiScorer
 
 __all__ = [
     "CallableScorer",
+    "CohereScorer",
     "CrossEncoderScorer",
     "HttpScorer",
     "Pair",
     "Scorer",
+    "TeiScorer",
     "check_scores",
     "clear_model_cache",
     "make_scorer",
+    "register_scorer",
+    "registered_scorers",
+    "unregister_scorer",
 ]
 
 
@@ -34,8 +47,13 @@ def make_scorer(config: Any) -> Any:
             trust_remote_code=config.trust_remote_code,
             allow_pickle_weights=config.allow_pickle_weights,
         )
-    if isinstance(custom, str):
-        return HttpScorer(custom)
+    if isinstance(custom, str):  # an endpoint URL (scorers/registry.py) or a registered name
+        custom = scorer_from_string(
+            custom,
+            model=config.model if "model" in config.model_fields_set else None,
+            max_pairs_per_request=config.batch_size,
+            api_key_env=config.scorer_api_key_env or DEFAULT_API_KEY_ENV,
+        )
     if callable(getattr(custom, "score", None)):
         return custom
     return CallableScorer(custom)

@@ -13,6 +13,10 @@ than the remaining time budget ends the call at once instead of being cut short.
 The `Authorization` header comes from `api_key` or from the environment variable named by
 `api_key_env`, and is never printed in errors or `repr` (header values are masked even when a
 server echoes them back). Credentials in the URL itself are refused: URLs end up in logs.
+
+Each client keeps at most `max_connections` requests in flight; more wait for a free
+connection on the client side (no timeout runs while they wait), so a burst of calls queues
+here rather than timing out in the server's queue.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class HttpScorer:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_retry_time: float = 60.0,
+        max_connections: int = 32,
         api_key: str | None = None,
         api_key_env: str = DEFAULT_API_KEY_ENV,
         headers: dict[str, str] | None = None,
@@ -92,6 +97,12 @@ class HttpScorer:
         self.max_backoff = max_backoff
         self.max_retry_time = max_retry_time
         self.max_concurrent_requests = max_concurrent_requests
+        # At most this many requests in flight per client; the rest wait here, where no
+        # timeout ticks, instead of queueing in the server until their read timeout ends.
+        self._client_options: dict[str, Any] = {
+            "timeout": httpx.Timeout(timeout, pool=None),
+            "limits": httpx.Limits(max_connections=max_connections),
+        }
         self.name = f"scorer endpoint {url}"
         key = api_key if api_key is not None else os.environ.get(api_key_env)
         self._headers = dict(headers or {})
@@ -123,14 +134,27 @@ class HttpScorer:
         step = self.max_pairs_per_request
         return [[list(p) for p in pairs[i : i + step]] for i in range(0, len(pairs), step)]
 
+    # Hooks a serving engine's protocol overrides (see scorers/engine.py): the request body for
+    # one chunk, what a good answer looks like, scores from its body, and a look at a refusal.
+    expected_body = '{"scores": [...]}'
+
+    def _payload(self, chunk: list[list[str]]) -> Any:
+        return {"pairs": chunk}
+
+    def _refused(self, response: httpx.Response, expected: int) -> None:
+        """Called with an HTTP error answer before it is retried or raised; may raise instead."""
+
     def _parse(self, response: httpx.Response, expected: int) -> list[float]:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ScorerResponseError(
                 f"{self.name} answered HTTP {response.status_code} with a body that is not "
-                f'JSON ({exc}); expected {{"scores": [...]}}'
+                f"JSON ({exc}); expected {self.expected_body}"
             ) from exc
+        return self._scores(body, expected)
+
+    def _scores(self, body: Any, expected: int) -> list[float]:
         if not isinstance(body, dict) or "scores" not in body:
             raise ScorerResponseError(
                 f'{self.name} answered without a "scores" list (got {type(body).__name__}'
@@ -155,6 +179,8 @@ class HttpScorer:
         """After one attempt: the scores, or how long to wait before the next; raises if final."""
         if response is not None and response.status_code < 400:
             return self._parse(response, expected)
+        if response is not None:
+            self._refused(response, expected)
         wait = self._wait(attempt, response)
         retryable = response is None or response.status_code in RETRY_STATUS
         in_budget = time.monotonic() - started + wait <= self.max_retry_time
@@ -184,7 +210,7 @@ class HttpScorer:
     def _sync_client(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
+                self._client = httpx.Client(headers=self._headers, **self._client_options)
             return self._client
 
     def _post(self, chunk: list[list[str]]) -> list[float]:
@@ -194,7 +220,7 @@ class HttpScorer:
         while True:
             response, error = None, None
             try:
-                response = client.post(self.url, json={"pairs": chunk})
+                response = client.post(self.url, json=self._payload(chunk))
             except httpx.TransportError as exc:
                 error = exc
             step = self._next_step(len(chunk), attempt, started, response, error)
@@ -215,7 +241,7 @@ class HttpScorer:
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+            client = httpx.AsyncClient(headers=self._headers, **self._client_options)
             self._aclients[loop] = client
         return client
 
@@ -226,7 +252,7 @@ class HttpScorer:
         while True:
             response, error = None, None
             try:
-                response = await client.post(self.url, json={"pairs": chunk})
+                response = await client.post(self.url, json=self._payload(chunk))
             except httpx.TransportError as exc:
                 error = exc
             step = self._next_step(len(chunk), attempt, started, response, error)

@@ -44,6 +44,8 @@ _ENGINE_FIELDS = (
     "dtype",
     "activation",
     "trust_remote_code",
+    "allow_pickle_weights",
+    "scorer_api_key_env",
     "long_documents",
     "chunk_overlap",
     "chunk_pooling",
@@ -98,6 +100,16 @@ class CrossRankRerank(BaseNodePostprocessor):
     )
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    allow_pickle_weights: bool = Field(
+        default=False,
+        description="Allow pickle weights (pytorch_model.bin) when a model has no safetensors; "
+        "pickle can run code, so only for models you trust.",
+    )
+    scorer_api_key_env: str | None = Field(
+        default=None,
+        description="Environment variable holding an endpoint scorer's API key "
+        "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
     )
     long_documents: str = Field(
         default="truncate",
