@@ -11,12 +11,24 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
 Activation = Literal["default", "sigmoid", "none"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
+Backend = Literal["torch", "onnx"]
+Quantize = Literal["none", "int8"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -59,7 +71,16 @@ class RerankConfig(BaseModel):
         default="score",
         description="Where the previous stage's score lives (dotted path); copied untouched.",
     )
-    batch_size: PositiveInt = Field(default=32, description="Pairs per forward pass.")
+    batch_size: PositiveInt = Field(
+        default=32, description="Most pairs per forward pass (the token budget may make it fewer)."
+    )
+    token_budget: PositiveInt | None = Field(
+        default=None,
+        description=(
+            "Most padded tokens (pairs x longest pair) per forward pass; None picks a default "
+            "for the device (4096 on CPU, 32768 on a GPU)."
+        ),
+    )
     max_length: PositiveInt | None = Field(
         default=None, description="Token limit per pair; None uses the model's own limit."
     )
@@ -68,6 +89,29 @@ class RerankConfig(BaseModel):
     activation: Activation = Field(default="default", description="See the class docstring.")
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    backend: Backend = Field(
+        default="torch",
+        description="torch, or onnx (ONNX Runtime, CPU; needs the crossrank[onnx] extra).",
+    )
+    quantize: Quantize = Field(
+        default="none", description="int8: dynamic int8 quantisation (onnx backend only)."
+    )
+    num_threads: PositiveInt | None = Field(
+        default=None,
+        description="CPU threads for the forward pass; None leaves torch / ONNX Runtime defaults.",
+    )
+    cache_size: NonNegativeInt = Field(
+        default=0,
+        description="Entries in the LRU score cache (query, text) -> score; 0 disables it.",
+    )
+    microbatch: bool = Field(
+        default=True,
+        description="Coalesce concurrent calls on the same model into shared batches.",
+    )
+    microbatch_wait_ms: NonNegativeFloat = Field(
+        default=2.0,
+        description="How long the first of several concurrent calls waits for others to join.",
     )
 
     @field_validator("scorer")
@@ -121,6 +165,19 @@ class RerankConfig(BaseModel):
                 "returns final scores, so leave activation at 'default'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> RerankConfig:
+        if self.quantize != "none" and self.backend != "onnx":
+            raise ValueError(
+                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 quantisation "
+                "runs in ONNX Runtime)"
+            )
+        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
+            raise ValueError(
+                f"backend='onnx' runs float32 (or int8 with quantize='int8'), not {self.dtype}"
+            )
+        return self
 
     @field_serializer("scorer")
     def _serialise_scorer(self, value: Any) -> str | None:

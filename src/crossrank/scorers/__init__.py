@@ -32,6 +32,13 @@ def make_scorer(config: Any) -> Any:
             batch_size=config.batch_size,
             activation=config.activation,
             trust_remote_code=config.trust_remote_code,
+            backend=config.backend,
+            quantize=config.quantize,
+            token_budget=config.token_budget,
+            num_threads=config.num_threads,
+            cache_size=config.cache_size,
+            microbatch=config.microbatch,
+            microbatch_wait_ms=config.microbatch_wait_ms,
         )
     if isinstance(custom, str):
         return HttpScorer(custom)
