@@ -314,9 +314,92 @@ def test_contract_fields_round_trip_and_validate():
         RerankConfig(backend="onnx", dtype="bfloat16")
 
 
-def test_low_precision_on_cpu_shares_the_float32_model(tiny_model):
-    a = CrossEncoderScorer(tiny_model, device="cpu", dtype="bfloat16", microbatch=False)
-    b = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
-    assert a.model is b.model
-    scores = a.score(make_pairs(6))
-    assert len(scores) == 6 and all(0 < s < 1 for s in scores)
+def test_bfloat16_on_cpu_runs_a_converted_model(tiny_model):
+    fast = CrossEncoderScorer(tiny_model, device="cpu", dtype="bfloat16", microbatch=False)
+    exact = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
+    assert _hf_model(fast.model).dtype == torch.bfloat16
+    assert _hf_model(exact.model).dtype == torch.float32
+    pairs = make_pairs(6)
+    np.testing.assert_allclose(fast.score(pairs), exact.score(pairs), atol=0.05)
+
+
+# -- ONNX Runtime ----------------------------------------------------------------------------------
+
+
+def test_onnx_float32_matches_torch(tiny_model, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
+    pairs = make_pairs(20, seed=11)
+    expected = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False).score(pairs)
+    onnx = CrossEncoderScorer(tiny_model, backend="onnx", token_budget=256, microbatch=False)
+    np.testing.assert_allclose(onnx.score(pairs), expected, rtol=0, atol=1e-4)
+    [folder] = [p for p in tmp_path.iterdir() if not p.name.startswith("export-")]
+    assert (folder / "model.onnx").is_file()
+    # A second process (simulated: a fresh runner) loads the cached export, no new export.
+    clear_model_cache()
+    stamp = (folder / "model.onnx").stat().st_mtime_ns
+    again = CrossEncoderScorer(tiny_model, backend="onnx", microbatch=False).score(pairs)
+    assert (folder / "model.onnx").stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(again, expected, rtol=0, atol=1e-4)
+
+
+def test_onnx_int8_runs_and_is_cached_apart(tiny_model, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
+    pairs = make_pairs(10, seed=12)
+    scores = CrossEncoderScorer(
+        tiny_model, backend="onnx", quantize="int8", microbatch=False
+    ).score(pairs)
+    assert len(scores) == 10 and all(0 < s < 1 for s in scores)
+    assert len(list(tmp_path.glob("*/model.int8.onnx"))) == 1
+
+
+# -- fidelity of the fast modes on the trained model ---------------------------------------------
+
+
+def rank_agreement(fast, exact, k=10):
+    from scipy.stats import kendalltau
+
+    tau = kendalltau(fast, exact).statistic
+    top = lambda s: set(np.argsort(-np.asarray(s), kind="stable")[:k])  # noqa: E731
+    return float(tau), len(top(fast) & top(exact)) / k
+
+
+@pytest.fixture(scope="module")
+def cranfield_pairs():
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cranfield"
+    if not data.is_dir():
+        pytest.skip(f"{data} not found")
+    docs = [json.loads(line) for line in (data / "corpus.jsonl").open()]
+    queries = [json.loads(line)["text"] for line in (data / "queries.jsonl").open()]
+    texts = [f"{d['title']} {d['text']}".strip() for d in docs]
+    rng = random.Random(0)
+    return [[(q, t) for t in rng.sample(texts, 50)] for q in queries[:3]]
+
+
+@pytest.mark.trained_model
+def test_bfloat16_ranks_like_float32_on_the_trained_model(trained_model, cranfield_pairs):
+    exact = CrossEncoderScorer(trained_model, device="cpu", microbatch=False)
+    fast = CrossEncoderScorer(trained_model, device="cpu", dtype="bfloat16", microbatch=False)
+    for pairs in cranfield_pairs:
+        tau, overlap = rank_agreement(fast.score(pairs), exact.score(pairs))
+        assert tau >= 0.95 and overlap >= 0.9, (tau, overlap)
+
+
+@pytest.mark.trained_model
+def test_onnx_on_the_trained_model(trained_model, cranfield_pairs, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
+    exact = CrossEncoderScorer(trained_model, device="cpu", microbatch=False)
+    onnx = CrossEncoderScorer(trained_model, backend="onnx", microbatch=False)
+    int8 = CrossEncoderScorer(trained_model, backend="onnx", quantize="int8", microbatch=False)
+    for pairs in cranfield_pairs:
+        reference = exact.score(pairs)
+        np.testing.assert_allclose(onnx.score(pairs), reference, atol=1e-4)
+        # int8 is documented as the lossy mode: not the default, and measured in the
+        # benchmark; here it must still rank clearly like float32.
+        tau, overlap = rank_agreement(int8.score(pairs), reference)
+        assert tau >= 0.7 and overlap >= 0.7, (tau, overlap)
