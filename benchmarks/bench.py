@@ -50,7 +50,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime threads")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--concurrent-n", type=int, default=50)
+    p.add_argument("--concurrent-modes", default="fp32,bf16", help="fp32 and/or bf16")
     p.add_argument("--skip-large", action="store_true")
+    p.add_argument("--skip-main", action="store_true", help="only the concurrency part")
+    p.add_argument("--skip-concurrency", action="store_true")
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--quick", action="store_true", help="N=100 only, 3 repeats, no large model")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
@@ -366,7 +369,9 @@ def bench_concurrency(model: str, texts: list[str], queries: list[str], args: ar
     jobs = [(q, rng.sample(texts, args.concurrent_n)) for q in queries[: args.concurrency]]
     pairs = sum(len(d) for _, d in jobs)
     out: dict[str, Any] = {"queries": len(jobs), "candidates": args.concurrent_n}
-    for label, settings in (("fp32", {}), ("bf16", {"dtype": "bfloat16"})):
+    all_modes = {"fp32": {}, "bf16": {"dtype": "bfloat16"}}
+    for label in args.concurrent_modes.split(","):
+        settings = all_modes[label]
         serial = Reranker(
             model=model, device="cpu", num_threads=args.threads, microbatch=False, **settings
         )
@@ -381,7 +386,7 @@ def bench_concurrency(model: str, texts: list[str], queries: list[str], args: ar
         async def together() -> None:
             await asyncio.gather(*(batched.arerank(q, d) for q, d in jobs))  # noqa: B023
 
-        asyncio.run(together())  # warm-up
+        asyncio.run(batched.arerank(*jobs[0]))  # warm-up: load the model
         start = time.perf_counter()
         asyncio.run(together())
         batched_s = time.perf_counter() - start
@@ -430,17 +435,21 @@ def main() -> None:
     }
     print(f"matmul peak GFLOP/s: {peaks}  load={load_average()}", flush=True)
     sizes = [int(x) for x in args.sizes.split(",")]
-    rows = bench_model(
-        "MiniLM-L6",
-        args.model,
-        sizes,
-        texts,
-        query,
-        args,
-        peaks,
-        crossrank_modes(),
-        with_peers=not args.skip_peers,
-        repeats=args.repeats,
+    rows = (
+        []
+        if args.skip_main
+        else bench_model(
+            "MiniLM-L6",
+            args.model,
+            sizes,
+            texts,
+            query,
+            args,
+            peaks,
+            crossrank_modes(),
+            with_peers=not args.skip_peers,
+            repeats=args.repeats,
+        )
     )
     from crossrank.scorers import clear_model_cache
 
@@ -462,7 +471,9 @@ def main() -> None:
             repeats=args.large_repeats,
         )
         clear_model_cache()
-    concurrency = bench_concurrency(args.model, texts, queries, args)
+    concurrency = (
+        None if args.skip_concurrency else bench_concurrency(args.model, texts, queries, args)
+    )
     table = print_table(rows)
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),

@@ -189,6 +189,8 @@ def clear_model_cache() -> None:
         _load_locks.clear()
 
     with _batchers_lock:
+        for batcher in _batchers.values():
+            batcher.close()
         _batchers.clear()
         _runners.clear()
 

@@ -58,18 +58,34 @@ class MicroBatcher:
                 thread.start()
                 self._thread = thread
 
+    def close(self) -> None:
+        """Stop the worker once the requests queued so far are served."""
+        with self._start_lock:
+            if self._thread is not None:
+                self._queue.put(None)  # type: ignore[arg-type]
+                self._thread = None
+
     def _loop(self) -> None:
         while True:
             first = self._queue.get()
+            if first is None:
+                return
             if self.wait_s > 0:
                 time.sleep(self.wait_s)
             requests = [first]
+            stop = False
             while True:
                 try:
-                    requests.append(self._queue.get_nowait())
+                    request = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if request is None:
+                    stop = True
+                    break
+                requests.append(request)
             self._serve(requests)
+            if stop:
+                return
 
     def _serve(self, requests: list[tuple[list[Any], Future[list[Any]]]]) -> None:
         live = [(items, fut) for items, fut in requests if fut.set_running_or_notify_cancel()]
