@@ -3,11 +3,13 @@
 Run it through `benchmarks/run.sh` (creates .venv-bench with the peers). It prints a table and
 writes JSON (default benchmarks/results/latest.json). What it measures, per model and N:
 
-- median latency of one rerank call of N candidates (after one warm-up call), pairs/s,
+- median latency of one rerank call of N candidates (after one warm-up call; the contenders
+  are timed in interleaved rounds so that load drift hits all alike), pairs/s,
   real (unpadded) tokens/s, peak extra resident memory during the calls;
 - the ratio of each mode's throughput to `sentence_transformers.CrossEncoder.predict` with
-  its defaults, and the fraction of this machine's measured matmul peak (fp32 for float32
-  modes, bf16 for bf16 modes; measured in the same run) that the useful FLOPs reach;
+  its defaults, and the fraction of this machine's measured matmul peak that the useful
+  FLOPs reach (fp32 for float32 modes, bf16 for bf16 modes; the best of measurements taken
+  between the rounds);
 - fidelity against float32 (Kendall tau, top-10 overlap) for every crossrank mode;
 - concurrent load: 32 queries of 50 candidates, micro-batched `arerank` versus the same calls
   one after another.
@@ -70,7 +72,7 @@ def load_data(folder: Path) -> tuple[list[str], list[str]]:
     docs = [json.loads(line) for line in (folder / "corpus.jsonl").open()]
     queries = [json.loads(line)["text"] for line in (folder / "queries.jsonl").open()]
     texts = [f"{d.get('title', '')} {d['text']}".strip() for d in docs]
-    return texts, queries
+    return [t for t in texts if t], queries  # a few Cranfield records are empty
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -293,6 +295,7 @@ def bench_model(
     with_peers: bool,
     repeats: int,
 ) -> list[dict[str, Any]]:
+    import torch
     from transformers import AutoConfig, AutoTokenizer
 
     config = AutoConfig.from_pretrained(model)
@@ -317,20 +320,39 @@ def bench_model(
         flops = pair_flops(lengths, config)
         reference: list[float] | None = None
         base_rate: float | None = None
+        # Interleaved: every round times each contender once, so that the load of this
+        # shared machine drifting during the run hits all of them alike.
+        live: dict[str, Any] = {}
+        failed: dict[str, str] = {}
+        results: dict[str, Any] = {}
+        times: dict[str, list[float]] = {}
+        memory: dict[str, float] = {}
         for name, fn in contenders.items():
-            row: dict[str, Any] = {"model": label, "n": n, "mode": name}
             if isinstance(fn, str):
-                row["error"] = fn
-                rows.append(row)
-                print(f"{label:10} N={n:<4} {name:40} {fn}", flush=True)
+                failed[name] = fn
                 continue
             try:
-                seconds, result, mem = timed(lambda fn=fn, c=candidates: fn(query, c), repeats)
+                results[name] = fn(query, candidates)  # warm-up
+                live[name], times[name], memory[name] = fn, [], 0.0
             except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
+                failed[name] = f"{type(exc).__name__}: {exc}"
+        for _ in range(repeats):
+            for name, fn in live.items():
+                with PeakRSS() as mem:
+                    begin = time.perf_counter()
+                    results[name] = fn(query, candidates)
+                    times[name].append(time.perf_counter() - begin)
+                memory[name] = max(memory[name], mem.extra_mb)
+            peaks["fp32"] = max(peaks["fp32"], round(matmul_peak(torch.float32, repeats=2), 1))
+            peaks["bf16"] = max(peaks["bf16"], round(matmul_peak(torch.bfloat16, repeats=2), 1))
+        for name in contenders:
+            row: dict[str, Any] = {"model": label, "n": n, "mode": name}
+            if name in failed:
+                row["error"] = failed[name]
                 rows.append(row)
-                print(f"{label:10} N={n:<4} {name:40} failed: {row['error']}", flush=True)
+                print(f"{label:10} N={n:<4} {name:40} {failed[name]}", flush=True)
                 continue
+            seconds, result, mem = statistics.median(times[name]), results[name], memory[name]
             rate = n / seconds
             peak_key = "bf16" if "bf16" in name else "fp32"
             row.update(
