@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 
-.PHONY: setup demo test lint infinity
+.PHONY: setup demo test lint infinity bench
 
 setup: $(STAMP)
 
@@ -35,3 +35,7 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The speed benchmark (not a test): its own .venv-bench with the peer libraries; see README.
+bench:
+	benchmarks/run.sh

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
     field_serializer,
@@ -30,6 +31,8 @@ Activation = Literal["default", "sigmoid", "none"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
+Backend = Literal["torch", "onnx"]
+Quantize = Literal["none", "int8"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -74,7 +77,16 @@ class RerankConfig(BaseModel):
         default="score",
         description="Where the previous stage's score lives (dotted path); copied untouched.",
     )
-    batch_size: PositiveInt = Field(default=32, description="Pairs per forward pass.")
+    batch_size: PositiveInt = Field(
+        default=32, description="Most pairs per forward pass (the token budget may make it fewer)."
+    )
+    token_budget: PositiveInt | None = Field(
+        default=None,
+        description=(
+            "Most padded tokens (pairs x longest pair) per forward pass; None picks a default "
+            "for the device (4096 on CPU, 32768 on a GPU)."
+        ),
+    )
     max_length: PositiveInt | None = Field(
         default=None, description="Token limit per pair; None uses the model's own limit."
     )
@@ -121,6 +133,31 @@ class RerankConfig(BaseModel):
         default=None,
         description="Environment variable holding an endpoint scorer's API key "
         "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
+    )
+    backend: Backend = Field(
+        default="torch",
+        description="torch, or onnx (ONNX Runtime, CPU; needs the crossrank[onnx] extra).",
+    )
+    quantize: Quantize = Field(
+        default="none", description="int8: dynamic int8 quantisation (onnx backend only)."
+    )
+    num_threads: PositiveInt | None = Field(
+        default=None,
+        description="CPU threads for the forward pass; None leaves torch / ONNX Runtime defaults.",
+    )
+    cache_size: NonNegativeInt = Field(
+        default=0,
+        description="Entries in the LRU score cache (query, text) -> score; 0 disables it.",
+    )
+    microbatch: bool = Field(
+        # Off by default: a shared batch pads differently, so scores may differ from a lone
+        # call's in the last float bits (about 1e-7); the default is bit-for-bit reproducible.
+        default=False,
+        description="Coalesce concurrent calls on the same model into shared batches.",
+    )
+    microbatch_wait_ms: NonNegativeFloat = Field(
+        default=2.0,
+        description="How long the first of several concurrent calls waits for others to join.",
     )
 
     @field_validator("scorer")
@@ -180,6 +217,19 @@ class RerankConfig(BaseModel):
                 "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
                 "tokenizer name or folder matching the scorer's model) to split documents into "
                 "windows; set max_length too unless the tokenizer declares its limit"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> RerankConfig:
+        if self.quantize != "none" and self.backend != "onnx":
+            raise ValueError(
+                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 quantisation "
+                "runs in ONNX Runtime)"
+            )
+        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
+            raise ValueError(
+                f"backend='onnx' runs float32 (or int8 with quantize='int8'), not {self.dtype}"
             )
         return self
 

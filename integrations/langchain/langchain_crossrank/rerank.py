@@ -20,11 +20,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from crossrank import DEFAULT_MODEL, RankedDocument, RerankConfig, Reranker
 from crossrank.config import Activation, DType
@@ -54,6 +63,20 @@ _ENGINE_SETTINGS = (
     "dtype",
     "activation",
     "trust_remote_code",
+    "allow_pickle_weights",
+    "scorer_api_key_env",
+    "long_documents",
+    "chunk_overlap",
+    "chunk_pooling",
+    "max_chunks_per_document",
+    "tokenizer",
+    "backend",
+    "quantize",
+    "token_budget",
+    "num_threads",
+    "cache_size",
+    "microbatch",
+    "microbatch_wait_ms",
 )
 
 
@@ -157,6 +180,48 @@ class CrossRankReranker(BaseDocumentCompressor):
 
     trust_remote_code: bool = False
     """Let a model repository run its own Python code (only when you trust it)."""
+
+    allow_pickle_weights: bool = False
+    """Load pickle weights (``pytorch_model.bin``) of a model without safetensors (trusted only)."""
+
+    scorer_api_key_env: str | None = None
+    """Environment variable holding an endpoint scorer's API key (never stored or printed)."""
+
+    long_documents: Literal["truncate", "chunk"] = "truncate"
+    """Texts past ``max_length``: ``truncate`` (counted) or ``chunk`` (token windows, pooled)."""
+
+    chunk_overlap: NonNegativeInt | None = None
+    """Tokens shared by consecutive windows; None: a quarter of a window."""
+
+    chunk_pooling: Literal["max", "mean", "first"] = "max"
+    """How window scores become the document's score."""
+
+    max_chunks_per_document: PositiveInt = 8
+    """Windows scored per document at most; the rest is truncated and counted."""
+
+    tokenizer: str | None = None
+    """Tokenizer name or folder for chunking with a custom scorer."""
+
+    backend: Literal["torch", "onnx"] = "torch"
+    """``torch``, or ``onnx`` (ONNX Runtime on CPU; the ``crossrank[onnx]`` extra)."""
+
+    quantize: Literal["none", "int8"] = "none"
+    """``int8``: dynamic int8 quantisation with ``backend="onnx"`` (lossy)."""
+
+    token_budget: PositiveInt | None = None
+    """Most padded tokens per forward pass; None: a default per device."""
+
+    num_threads: PositiveInt | None = None
+    """CPU threads for the forward pass (process-wide in torch)."""
+
+    cache_size: NonNegativeInt = 0
+    """Entries of the LRU score cache; 0 is off."""
+
+    microbatch: bool = False
+    """Concurrent calls on one model share batches."""
+
+    microbatch_wait_ms: NonNegativeFloat = 2.0
+    """How long a call waits for others to join its batch."""
 
     reranker: Reranker | None = None
     """A ready `crossrank.Reranker` to score with, instead of the settings above."""

@@ -46,6 +46,13 @@ def make_scorer(config: Any) -> Any:
             activation=config.activation,
             trust_remote_code=config.trust_remote_code,
             allow_pickle_weights=config.allow_pickle_weights,
+            backend=config.backend,
+            quantize=config.quantize,
+            token_budget=config.token_budget,
+            num_threads=config.num_threads,
+            cache_size=config.cache_size,
+            microbatch=config.microbatch,
+            microbatch_wait_ms=config.microbatch_wait_ms,
         )
     if isinstance(custom, str):  # an endpoint URL (scorers/registry.py) or a registered name
         custom = scorer_from_string(

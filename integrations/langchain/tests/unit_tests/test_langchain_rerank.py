@@ -9,7 +9,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_crossrank import CrossRankReranker
 
-from crossrank import DocumentError, QueryError, Reranker, ScorerError
+from crossrank import DocumentError, QueryError, RerankConfig, Reranker, ScorerError
 
 
 def _order(docs):
@@ -278,3 +278,17 @@ def test_real_tiny_model_scores_are_plain_floats(documents, tiny_model):
     scores = [d.metadata["relevance_score"] for d in ranked]
     assert all(type(s) is float for s in scores)
     assert scores == sorted(scores, reverse=True)
+
+
+def test_every_engine_setting_of_the_contract_is_a_field():
+    # The text and previous-score paths are mapped by the integration itself.
+    per_call = {"query", "document_field", "original_score_field"}
+    assert set(RerankConfig.model_fields) - per_call <= set(CrossRankReranker.model_fields)
+
+
+def test_engine_settings_reach_the_engine(keyword_scorer):
+    # chunking with a custom scorer needs a tokenizer: the engine's own check must fire.
+    with pytest.raises(ValueError, match="tokenizer"):
+        CrossRankReranker(scorer=keyword_scorer, long_documents="chunk")
+    with pytest.raises(ValueError, match="backend='onnx'"):
+        CrossRankReranker(model="some/model", quantize="int8")

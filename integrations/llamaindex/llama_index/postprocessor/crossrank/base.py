@@ -51,6 +51,13 @@ _ENGINE_FIELDS = (
     "chunk_pooling",
     "max_chunks_per_document",
     "tokenizer",
+    "backend",
+    "quantize",
+    "token_budget",
+    "num_threads",
+    "cache_size",
+    "microbatch",
+    "microbatch_wait_ms",
 )
 
 _NOT_JSON = (
@@ -125,6 +132,21 @@ class CrossRankRerank(BaseNodePostprocessor):
     tokenizer: str | None = Field(
         default=None,
         description="Tokenizer name or folder for chunking with a custom scorer.",
+    )
+    backend: str = Field(default="torch", description="torch, or onnx (ONNX Runtime, CPU).")
+    quantize: str = Field(default="none", description="int8 with backend='onnx' (lossy).")
+    token_budget: int | None = Field(
+        default=None, gt=0, description="Most padded tokens per forward pass; None: per device."
+    )
+    num_threads: int | None = Field(
+        default=None, gt=0, description="CPU threads for the forward pass (process-wide)."
+    )
+    cache_size: int = Field(default=0, ge=0, description="LRU score cache entries; 0 is off.")
+    microbatch: bool = Field(
+        default=False, description="Concurrent calls on one model share batches."
+    )
+    microbatch_wait_ms: float = Field(
+        default=2.0, ge=0, description="How long a call waits for others to join its batch."
     )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.NONE,

@@ -1,0 +1,225 @@
+"""The ONNX Runtime backend (`backend="onnx"`, optional extra `crossrank[onnx]`).
+
+A cross-encoder is exported once with `torch.onnx.export` (dynamic batch and sequence axes),
+fused with ONNX Runtime's transformer optimizer when it knows the architecture, optionally
+quantized to dynamic int8 (`quantize="int8"`: int8 weights, activations quantized on the fly),
+and cached on disk under ``$CROSSRANK_ONNX_CACHE`` (default ``~/.cache/crossrank/onnx``) in a
+folder named by a hash of the model (its folder or hub id, and the size and mtime of its
+files), the settings and the library versions. Later processes load the cached file in well
+under a second. Runs on CPU with every graph optimisation on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossrank.errors import ModelLoadError
+
+logger = logging.getLogger("crossrank")
+
+ONNX_CACHE_ENV = "CROSSRANK_ONNX_CACHE"
+OPSET = 17
+_FORMAT = 2  # bump when the export recipe changes, so old cached files are not reused
+_export_lock = threading.Lock()
+
+
+def onnx_cache_root() -> Path:
+    root = os.environ.get(ONNX_CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "crossrank" / "onnx"
+
+
+def _model_fingerprint(name: str) -> dict[str, Any]:
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        return {
+            "folder": str(folder.resolve()),
+            "files": [
+                [str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)]
+                for p in files
+            ],
+        }
+    return {"hub_id": name}
+
+
+def export_key(name: str, quantize: str, trust_remote_code: bool) -> str:
+    import onnxruntime
+    import torch
+    import transformers
+
+    payload = {
+        "model": _model_fingerprint(name),
+        "quantize": quantize,
+        "trust_remote_code": trust_remote_code,
+        "opset": OPSET,
+        "format": _FORMAT,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    blob = json.dumps(payload, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def _require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelLoadError(
+            "backend='onnx' needs ONNX Runtime: pip install 'crossrank[onnx]' "
+            "(onnxruntime and onnx)"
+        ) from exc
+    return onnxruntime
+
+
+def _export(hf_model: Any, input_names: list[str], path: Path) -> None:
+    """torch.onnx.export of the logits, with dynamic batch and sequence axes."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(input_names, tensors, strict=True))).logits
+
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in input_names)
+    previous = getattr(hf_model.config, "_attn_implementation", None)
+    try:
+        # The eager attention traces into plain ONNX ops that ORT's optimizer knows how to fuse.
+        if previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation"):
+            hf_model.set_attn_implementation("eager")
+        with torch.no_grad():
+            torch.onnx.export(
+                Logits(hf_model).eval(),
+                example,
+                str(path),
+                input_names=input_names,
+                output_names=["logits"],
+                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in input_names}
+                | {"logits": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+    finally:
+        if previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation"):
+            hf_model.set_attn_implementation(previous)
+
+
+def _fuse(path: Path, out: Path, config: Any) -> bool:
+    """ORT's transformer optimizer: fused attention, layer norm and GELU where it can."""
+    fusable = {"bert": "bert", "xlm-roberta": "bert", "roberta": "bert"}
+    model_type = fusable.get(getattr(config, "model_type", ""))
+    if model_type is None:
+        return False
+    try:
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(
+            str(path),
+            model_type=model_type,
+            num_heads=getattr(config, "num_attention_heads", 0),
+            hidden_size=getattr(config, "hidden_size", 0),
+            opt_level=1,
+        )
+        fused.save_model_to_file(str(out))
+        return True
+    except Exception as exc:  # the plain graph still works; ORT optimises it at load
+        logger.info("ONNX transformer fusion skipped: %s: %s", type(exc).__name__, exc)
+        return False
+
+
+def build_onnx(cross_encoder: Any, key: Any, quantize: str, input_names: list[str]) -> Path:
+    """The cached ONNX file for this model and settings, exported on first use."""
+    _require_onnxruntime()
+    folder = onnx_cache_root() / export_key(key.name, quantize, key.trust_remote_code)
+    final = folder / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
+    if final.is_file():
+        return final
+    with _export_lock:
+        if final.is_file():
+            return final
+        from crossrank.scorers.cross_encoder import _hf_model
+
+        hf_model = _hf_model(cross_encoder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="export-", dir=folder.parent))
+        try:
+            logger.info("exporting %s to ONNX (once; cached in %s)", key.name, folder)
+            raw = work / "raw.onnx"
+            _export(hf_model, input_names, raw)
+            fp32 = work / "model.onnx"
+            if not _fuse(raw, fp32, hf_model.config):
+                shutil.copyfile(raw, fp32)
+            raw.unlink()
+            if quantize == "int8":
+                from onnx import TensorProto
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                quantize_dynamic(
+                    str(fp32),
+                    str(work / "model.int8.onnx"),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,  # better rank agreement than per-tensor scales
+                    # fused nodes (com.microsoft domain) have no inferred output type
+                    extra_options={"DefaultTensorType": TensorProto.FLOAT},
+                )
+                fp32.unlink()
+            (work / "crossrank-export.json").write_text(
+                json.dumps({"model": key.name, "quantize": quantize, "opset": OPSET}) + "\n"
+            )
+            work.chmod(0o755)
+            if folder.exists():  # a folder left by an interrupted or concurrent export
+                shutil.rmtree(folder, ignore_errors=True)
+            os.replace(work, folder)
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+class OnnxRunner:
+    """Runs padded batches through an ONNX Runtime session; returns float32 logits."""
+
+    def __init__(
+        self, cross_encoder: Any, key: Any, *, quantize: str, num_threads: int | None
+    ) -> None:
+        ort = _require_onnxruntime()
+        import inspect
+
+        from crossrank.scorers.cross_encoder import _hf_model
+
+        hf_model = _hf_model(cross_encoder)
+        accepted = set(inspect.signature(type(hf_model).forward).parameters)
+        probe = cross_encoder.tokenizer("a", "b")
+        self.input_names = [
+            n
+            for n in ("input_ids", "attention_mask", "token_type_ids")
+            if n in accepted and n in probe
+        ]
+        self.path = build_onnx(cross_encoder, key, quantize, self.input_names)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if num_threads is not None:
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, features: dict[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+        feed = {name: features[name] for name in self.input_names}
+        (logits,) = self.session.run(["logits"], feed)
+        return np.asarray(logits, dtype=np.float32)
