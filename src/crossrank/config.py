@@ -241,3 +241,10 @@ class RerankConfig(BaseModel):
             "this RerankConfig has a Python scorer object, which cannot be serialised; "
             "only an http(s) endpoint URL can be written to JSON"
         )
+
+
+# How one call reads its documents and how many it returns; every other setting configures the
+# scoring engine. Integrations mirror ENGINE_SETTINGS as their own fields, so a setting added
+# to the contract reaches LangChain and LlamaIndex users through this one list.
+CALL_SETTINGS = frozenset({"top_k", "query", "document_field", "original_score_field"})
+ENGINE_SETTINGS = tuple(name for name in RerankConfig.model_fields if name not in CALL_SETTINGS)

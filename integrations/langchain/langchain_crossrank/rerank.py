@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from crossrank import DEFAULT_MODEL, RankedDocument, RerankConfig, Reranker
-from crossrank.config import Activation, DType
+from crossrank.config import ENGINE_SETTINGS, Activation, DType
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import RetrieverLike
@@ -53,31 +53,7 @@ PAGE_CONTENT = "page_content"
 _UNSET: Any = object()
 
 # Settings of the scoring engine itself: given with a ready `reranker`, they would be ignored.
-_ENGINE_SETTINGS = (
-    "model",
-    "scorer",
-    "top_k",
-    "batch_size",
-    "max_length",
-    "device",
-    "dtype",
-    "activation",
-    "trust_remote_code",
-    "allow_pickle_weights",
-    "scorer_api_key_env",
-    "long_documents",
-    "chunk_overlap",
-    "chunk_pooling",
-    "max_chunks_per_document",
-    "tokenizer",
-    "backend",
-    "quantize",
-    "token_budget",
-    "num_threads",
-    "cache_size",
-    "microbatch",
-    "microbatch_wait_ms",
-)
+_ENGINE_SETTINGS = ("top_k", *ENGINE_SETTINGS)
 
 
 def _text_path(document_field: str) -> str:
