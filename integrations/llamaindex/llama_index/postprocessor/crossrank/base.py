@@ -15,7 +15,8 @@ written to. Each copy's `score` is the rerank score (a plain float); the previou
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
@@ -294,26 +295,42 @@ class CrossRankRerank(BaseNodePostprocessor):
 
     # -- BaseNodePostprocessor ------------------------------------------------------------------
 
+    def _begin(
+        self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> tuple[str, list[NodeWithScore], list[dict[str, Any]]]:
+        """Check the input, then dispatch the start event: (query, nodes, documents).
+
+        Input is checked before the start event, so events always come in pairs unless the
+        scorer itself fails (the dispatcher span then records the error).
+        """
+        query = self._query(query_bundle)
+        nodes = list(nodes)
+        documents = self._documents(nodes)
+        self._start(nodes, query_bundle)
+        return query, nodes, documents
+
+    @contextmanager
+    def _reranking(self, nodes: list[NodeWithScore], query: str) -> Iterator[list[NodeWithScore]]:
+        """The callback event around one rerank; the caller fills the yielded list, which is
+        then reported in the callback's end payload and in the end event."""
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
+        ) as event:
+            new_nodes: list[NodeWithScore] = []
+            yield new_nodes
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+
     def _postprocess_nodes(
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        # Input is checked before the start event, so events always come in pairs unless
-        # the scorer itself fails (the dispatcher span then records the error).
-        query = self._query(query_bundle)
-        nodes = list(nodes)
-        documents = self._documents(nodes)
-        self._start(nodes, query_bundle)
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
-        ) as event:
-            new_nodes: list[NodeWithScore] = []
+        query, nodes, documents = self._begin(nodes, query_bundle)
+        with self._reranking(nodes, query) as new_nodes:
             if documents:
                 ranked = self.reranker.rerank(query, documents, top_k=self.top_n)
-                new_nodes = self._to_nodes(nodes, ranked)
-            event.on_end(payload={EventPayload.NODES: new_nodes})
-        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+                new_nodes.extend(self._to_nodes(nodes, ranked))
         return new_nodes
 
     async def apostprocess_nodes(
@@ -335,19 +352,11 @@ class CrossRankRerank(BaseNodePostprocessor):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        query = self._query(query_bundle)
-        nodes = list(nodes)
-        documents = self._documents(nodes)
-        self._start(nodes, query_bundle)
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
-        ) as event:
-            new_nodes: list[NodeWithScore] = []
+        query, nodes, documents = self._begin(nodes, query_bundle)
+        with self._reranking(nodes, query) as new_nodes:
             if documents:
                 ranked = await self.reranker.arerank(query, documents, top_k=self.top_n)
-                new_nodes = self._to_nodes(nodes, ranked)
-            event.on_end(payload={EventPayload.NODES: new_nodes})
-        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+                new_nodes.extend(self._to_nodes(nodes, ranked))
         return new_nodes
 
 
