@@ -14,13 +14,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # and a tiny model's forward pass gets 10-25x slower (set OMP_NUM_THREADS to override).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from pathlib import Path
 
 import pytest
 
-from crossrank.testing import build_tiny_cross_encoder
-
-TEST_MODEL_ENV = "CROSSRANK_TEST_MODEL"
+from crossrank.testing import build_tiny_cross_encoder, trained_model_or_skip
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +36,4 @@ def tiny_model_short(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def trained_model() -> str:
     """The trained MiniLM-L6 fixture named by CROSSRANK_TEST_MODEL, or skip."""
-    path = os.environ.get(TEST_MODEL_ENV)
-    if not path:
-        pytest.skip(f"{TEST_MODEL_ENV} is not set (CI points it at minilm-l6-scifact-ce)")
-    if not Path(path).is_dir():
-        pytest.skip(f"{TEST_MODEL_ENV}={path} is not a folder")
-    return path
+    return trained_model_or_skip()

@@ -60,3 +60,24 @@ def build_tiny_cross_encoder(
     model.save_pretrained(folder)  # safetensors by default
     tokenizer.save_pretrained(folder)
     return folder
+
+
+TEST_MODEL_ENV = "CROSSRANK_TEST_MODEL"
+
+
+def trained_model_or_skip() -> str:
+    """The trained cross-encoder folder named by CROSSRANK_TEST_MODEL, or a pytest skip.
+
+    One rule for every test suite in the repository (core and integrations): CI sets the
+    variable; a user's machine without it skips those tests with this reason.
+    """
+    import os
+
+    import pytest
+
+    path = os.environ.get(TEST_MODEL_ENV)
+    if not path:
+        pytest.skip(f"{TEST_MODEL_ENV} is not set (CI points it at minilm-l6-scifact-ce)")
+    if not Path(path).is_dir():
+        pytest.skip(f"{TEST_MODEL_ENV}={path} is not a folder")
+    return path

@@ -19,9 +19,8 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from crossrank.testing import build_tiny_cross_encoder
+from crossrank.testing import build_tiny_cross_encoder, trained_model_or_skip
 
-TEST_MODEL_ENV = "CROSSRANK_TEST_MODEL"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # integrations/langchain
 REPO_DIR = PACKAGE_DIR.parents[1]
 
@@ -75,12 +74,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def trained_model() -> str:
     """The trained MiniLM-L6 cross-encoder named by CROSSRANK_TEST_MODEL, or skip."""
-    path = os.environ.get(TEST_MODEL_ENV)
-    if not path:
-        pytest.skip(f"{TEST_MODEL_ENV} is not set (CI points it at minilm-l6-scifact-ce)")
-    if not Path(path).is_dir():
-        pytest.skip(f"{TEST_MODEL_ENV}={path} is not a folder")
-    return path
+    return trained_model_or_skip()
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,8 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.schema import Document, NodeWithScore, TextNode
 
-from crossrank.testing import build_tiny_cross_encoder
+from crossrank.testing import build_tiny_cross_encoder, trained_model_or_skip
 
-TEST_MODEL_ENV = "CROSSRANK_TEST_MODEL"
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "notebooks" / "data" / "cranfield_llamaindex_sample.jsonl"
 
@@ -139,9 +138,4 @@ def cranfield_documents() -> list[Document]:
 @pytest.fixture(scope="session")
 def trained_model() -> str:
     """The trained MiniLM-L6 fixture named by CROSSRANK_TEST_MODEL, or skip."""
-    path = os.environ.get(TEST_MODEL_ENV)
-    if not path:
-        pytest.skip(f"{TEST_MODEL_ENV} is not set (CI points it at minilm-l6-scifact-ce)")
-    if not Path(path).is_dir():
-        pytest.skip(f"{TEST_MODEL_ENV}={path} is not a folder")
-    return path
+    return trained_model_or_skip()
