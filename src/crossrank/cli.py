@@ -235,6 +235,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         progress_factory=progress_factory,
     )
     print(ev.format_table(report))
+    for path in (args.json, args.plot):  # e.g. --json results/run.json into a new folder
+        if path and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as out:
         json.dump(report.to_json(), out, indent=1)
         out.write("\n")
