@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from crossrank import __version__
 from crossrank.config import DEFAULT_MODEL
 from crossrank.errors import CrossrankError, ModelLoadError
 from crossrank.reranker import Reranker
@@ -282,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="crossrank",
         description="Re-rank retrieved documents with a cross-encoder.",
     )
+    parser.add_argument("--version", action="version", version=f"crossrank {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     default_model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
