@@ -178,11 +178,13 @@ class CrossRankReranker(BaseDocumentCompressor):
     tokenizer: str | None = None
     """Tokenizer name or folder for chunking with a custom scorer."""
 
-    backend: Literal["torch", "onnx"] = "torch"
-    """``torch``, or ``onnx`` (ONNX Runtime on CPU; the ``crossrank[onnx]`` extra)."""
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    """``auto`` (OpenVINO on CPU after a fidelity self-check, else torch), ``torch``,
+    ``openvino`` (CPU) or ``onnx`` (ONNX Runtime on CPU; the ``crossrank[onnx]`` extra)."""
 
     quantize: Literal["none", "int8"] = "none"
-    """``int8``: dynamic int8 quantisation with ``backend="onnx"`` (lossy)."""
+    """``int8``: dynamic int8 with ``backend="onnx"`` (lossy); on OpenVINO, int8 is a
+    ``crossrank quantize`` model folder passed as ``model``."""
 
     token_budget: PositiveInt | None = None
     """Most padded tokens per forward pass; None: a default per device."""

@@ -113,8 +113,14 @@ class CrossRankRerank(BaseNodePostprocessor):
         default=None,
         description="Tokenizer name or folder for chunking with a custom scorer.",
     )
-    backend: str = Field(default="torch", description="torch, or onnx (ONNX Runtime, CPU).")
-    quantize: str = Field(default="none", description="int8 with backend='onnx' (lossy).")
+    backend: str = Field(
+        default="auto",
+        description="auto (OpenVINO on CPU after a self-check, else torch), torch, openvino, onnx.",
+    )
+    quantize: str = Field(
+        default="none",
+        description="int8 with backend='onnx' (lossy); OpenVINO: a `crossrank quantize` folder.",
+    )
     token_budget: int | None = Field(
         default=None, gt=0, description="Most padded tokens per forward pass; None: per device."
     )
