@@ -283,3 +283,24 @@ def test_trained_model_default_is_exact(trained_model, cranfield_pairs):
         assert order(got) == order(expected)
         tau, overlap = rank_agreement(bf16.score(pairs), expected)
         assert tau >= 0.95 and overlap >= 0.9, (tau, overlap)
+
+
+def test_the_cli_passes_backend_and_dtype_through(tiny_model, tmp_path, capsys):
+    from crossrank.cli import main
+
+    source = tmp_path / "candidates.jsonl"
+    source.write_text("\n".join(json.dumps({"id": i, "content": d}) for i, d in
+                                enumerate(["wing lift", "drag", "heat flow"])))  # fmt: skip
+    outputs = {}
+    for backend in ("torch", "openvino"):
+        code = main(["rerank", "-q", "lift", "-i", str(source), "-m", tiny_model,
+                     "--backend", backend, "--dtype", "float32"])  # fmt: skip
+        assert code == 0
+        outputs[backend] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in outputs["torch"]] == [r["id"] for r in outputs["openvino"]]
+    np.testing.assert_allclose(
+        [r["score"] for r in outputs["torch"]], [r["score"] for r in outputs["openvino"]], atol=1e-4
+    )
+    assert main(["rerank", "-q", "lift", "-i", str(source), "--backend", "openvino",
+                 "--dtype", "float16"]) == 1  # fmt: skip
+    assert "float32 or bfloat16" in capsys.readouterr().err

@@ -107,6 +107,8 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         "original_score_field": args.original_score_field,
         "batch_size": args.batch_size,
         "device": args.device,
+        "backend": args.backend,
+        "dtype": args.dtype,
     }
     if args.top_k is not None:
         settings["top_k"] = args.top_k
@@ -198,6 +200,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "model": args.model,
         "batch_size": args.batch_size,
         "device": args.device,
+        "backend": args.backend,
+        "dtype": args.dtype,
         **_long_document_settings(args),
     }
     if args.scorer:
@@ -300,6 +304,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.model)
 
 
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "openvino", "onnx"],
+        help="runtime: auto (default: OpenVINO on CPU after a fidelity self-check, else torch)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="precision: auto (default: float16 on cuda, float32 elsewhere), or one of these",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crossrank",
@@ -367,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    _add_engine_arguments(p)
     p.add_argument(
         "--nest",
         action="store_true",
@@ -419,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (32)")
     e.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     e.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    _add_engine_arguments(e)
     e.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
     e.add_argument("--first-stage-only", action="store_true", help="evaluate the first stage alone")
     e.add_argument(
