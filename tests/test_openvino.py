@@ -160,6 +160,9 @@ def test_bfloat16_on_openvino_stays_close(tiny_model, cache):
     assert fast.runner.dtype == "bfloat16"
     np.testing.assert_allclose(fast.score(pairs), exact, atol=0.05)
     assert len(ir_folders(cache)) == 1  # one IR; the precision is chosen when compiling
+    auto = ModelScorer(tiny_model, dtype="bfloat16")  # self-checked in f32, then runs bf16
+    assert isinstance(auto.runner, OpenVinoRunner) and auto.runner.dtype == "bfloat16"
+    assert auto.score(pairs) == fast.score(pairs)
 
 
 def test_num_threads_reaches_openvino(tiny_model, cache):

@@ -96,6 +96,9 @@ def auto_runner(
         )
     if dtype == "float32":
         return exact
+    from crossrank.models.runtimes.openvino import forget_compiled
+
+    forget_compiled(exact)  # compiled only for the check: bf16 compiles the same IR again
     return openvino_runner(family, loaded, key, dtype=dtype, num_threads=num_threads)
 
 

@@ -133,9 +133,14 @@ def compiled_model(xml: Path, precision: str, num_threads: int | None) -> Any:
     return compiled
 
 
-def forget_compiled() -> None:
+def forget_compiled(runner: OpenVinoRunner | None = None) -> None:
+    """Drop one runner's compiled model (or all of them) from the process's cache."""
     with _compile_lock:
-        _compiled.clear()
+        if runner is None:
+            _compiled.clear()
+            return
+        for key in [k for k, v in _compiled.items() if v is runner.compiled]:
+            del _compiled[key]
 
 
 class OpenVinoRunner:
