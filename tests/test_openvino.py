@@ -87,7 +87,7 @@ def test_a_second_load_does_not_convert_again(tiny_model, cache, monkeypatch):
     assert len(ModelScorer(tiny_model, backend="openvino").score(make_pairs(3))) == 3
 
 
-def test_auto_is_the_default_and_runs_openvino_on_cpu(tiny_model, cache):
+def test_auto_is_the_default_and_runs_openvino_on_cpu(tiny_model):
     pairs = make_pairs(30, seed=2)
     reranker = Reranker(model=tiny_model, device="cpu")
     assert reranker.config.backend == "auto"
@@ -100,7 +100,7 @@ def test_auto_is_the_default_and_runs_openvino_on_cpu(tiny_model, cache):
     np.testing.assert_allclose([r.score for r in got], [r.score for r in exact], atol=1e-4)
 
 
-def test_auto_is_reproducible_bit_for_bit(tiny_model, cache):
+def test_auto_is_reproducible_bit_for_bit(tiny_model):
     pairs = make_pairs(40, seed=3)
     first = ModelScorer(tiny_model).score(pairs)
     assert ModelScorer(tiny_model).score(pairs) == first
@@ -108,7 +108,7 @@ def test_auto_is_reproducible_bit_for_bit(tiny_model, cache):
     assert ModelScorer(tiny_model).score(pairs) == first
 
 
-def test_auto_falls_back_to_torch_when_the_self_check_fails(tiny_model, cache, caplog, monkeypatch):
+def test_auto_falls_back_to_torch_when_the_self_check_fails(tiny_model, caplog, monkeypatch):
     original = OpenVinoRunner.__call__
 
     def drifted(self, features):  # a conversion that is off by 1e-3 on every output
@@ -165,7 +165,7 @@ def test_bfloat16_on_openvino_stays_close(tiny_model, cache):
     assert auto.score(pairs) == fast.score(pairs)
 
 
-def test_num_threads_reaches_openvino(tiny_model, cache):
+def test_num_threads_reaches_openvino(tiny_model):
     scorer = ModelScorer(tiny_model, backend="openvino", num_threads=1)
     assert scorer.runner.compiled.get_property("INFERENCE_NUM_THREADS") == 1
 
@@ -204,7 +204,7 @@ def test_two_processes_converting_at_once_convert_once(tiny_model, tmp_path):
     assert (folder / MARKER).is_file()
 
 
-async def test_concurrent_calls_overlap_and_stay_correct(tiny_model, cache, monkeypatch):
+async def test_concurrent_calls_overlap_and_stay_correct(tiny_model, monkeypatch):
     """Two calls are inside the OpenVINO runner at the same time (no model-wide lock)."""
     queries = [f"q{i} wing lift" for i in range(6)]
     docs = [d for _, d in make_pairs(20, seed=6)]
