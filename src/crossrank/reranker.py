@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crossrank.config import RerankConfig
+from crossrank.config import RerankConfig, config_from_settings
 from crossrank.documents import document_id, document_text, original_score, text_problem
 from crossrank.errors import QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
@@ -59,11 +59,11 @@ class Reranker:
 
     def __init__(self, config: RerankConfig | Mapping[str, Any] | None = None, /, **settings: Any):
         if config is None:
-            config = RerankConfig(**settings)
+            config = config_from_settings(settings)
         elif settings:
             raise TypeError("pass either a config or keyword settings, not both")
         elif not isinstance(config, RerankConfig):
-            config = RerankConfig.model_validate(config)
+            config = config_from_settings(config)
         self._config = config
         self._scorer: Any = None
         self._scorer_lock = threading.Lock()
@@ -125,10 +125,17 @@ class Reranker:
         problem = text_problem(query)
         if problem is not None:
             raise QueryError(f"query {problem}")
+        if documents is None:
+            raise TypeError(
+                "documents is None: pass a list of documents to rerank (an empty list gives [])"
+            )
         if isinstance(documents, str | bytes | Mapping):
             raise TypeError(
                 f"documents must be a list of documents, not a single {type(documents).__name__}"
             )
+        if not isinstance(documents, Iterable):
+            kind = type(documents).__name__
+            raise TypeError(f"documents must be a list of documents, not {kind}")
         docs = list(documents)
         if top_k is _UNSET:
             top_k = config.top_k
