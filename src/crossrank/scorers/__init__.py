@@ -33,8 +33,10 @@ __all__ = [
 ]
 
 
-def make_scorer(config: Any) -> Any:
-    """The scorer a `RerankConfig` asks for: its custom `scorer` if set, else its `model`."""
+def make_scorer(config: Any, *, api_key: str | None = None) -> Any:
+    """The scorer a `RerankConfig` asks for: its custom `scorer` if set, else its `model`.
+
+    `api_key` (an endpoint scorer's key, given directly) overrides the key variable."""
     custom = config.scorer
     if custom is None:
         return CrossEncoderScorer(
@@ -60,6 +62,7 @@ def make_scorer(config: Any) -> Any:
             model=config.model if "model" in config.model_fields_set else None,
             max_pairs_per_request=config.batch_size,
             api_key_env=config.scorer_api_key_env or DEFAULT_API_KEY_ENV,
+            api_key=api_key,
         )
     if callable(getattr(custom, "score", None)):
         return custom
