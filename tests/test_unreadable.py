@@ -188,7 +188,7 @@ def _refuse(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def test_cli_on_unreadable_last_writes_valid_json_with_a_null_score(monkeypatch, capsys, tiny_model):
+def test_cli_last_writes_valid_json_with_a_null_score(monkeypatch, capsys, tiny_model):
     code, rows = _cli_rows(monkeypatch, capsys, tiny_model, "--on-unreadable", "last")
     assert code == 0
     assert [r["document_id"] for r in rows[3:]] == UNREADABLE_IDS
