@@ -221,7 +221,12 @@ class CrossRankReranker(EngineSettings, BaseDocumentCompressor):
         return Reranker(RerankConfig(**self._settings(), **paths), api_key=key)
 
     def _engine_now(self) -> Reranker:
-        built_from = {**self._settings(), "document_field": self.document_field}
+        built_from = {
+            **self._settings(),
+            "document_field": self.document_field,
+            "api_key": self.api_key if "api_key" in self.model_fields_set else None,
+            "reranker": self.reranker,
+        }
         if self._engine is None or built_from != self._built_from:
             # The previous score is mapped here (see _original_score); the engine reads text.
             path = _text_path(self.document_field)

@@ -73,6 +73,13 @@ def test_changing_top_n_after_construction_takes_effect(documents, keyword_score
     assert len(reranker.compress_documents(documents, "passage")) == 3
 
 
+def test_changing_an_engine_setting_after_construction_takes_effect(documents, keyword_scorer):
+    reranker = CrossRankReranker(scorer=keyword_scorer)
+    first = reranker.compress_documents(documents, "passage")[0].id
+    reranker.scorer = lambda pairs: [-s for s in keyword_scorer.score(pairs)]
+    assert reranker.compress_documents(documents, "passage")[-1].id == first
+
+
 class ListRetriever(BaseRetriever):
     docs: list[Document]
 
