@@ -339,14 +339,11 @@ async def test_one_failing_call_does_not_fail_the_others(tiny_model, monkeypatch
 
 
 def test_contract_fields_round_trip_and_validate():
-    config = RerankConfig(
-        backend="onnx", quantize="int8", token_budget=2048, num_threads=2, cache_size=10
-    )
+    config = RerankConfig(backend="onnx", token_budget=2048, num_threads=2, cache_size=10)
     assert RerankConfig.model_validate_json(config.model_dump_json()) == config
-    with pytest.raises(ValueError, match="crossrank quantize"):
-        RerankConfig(quantize="int8")  # the default backend is auto: OpenVINO needs calibration
-    with pytest.raises(ValueError, match="needs backend='onnx'"):
-        RerankConfig(backend="torch", quantize="int8")
+    for backend in ("auto", "torch", "onnx", "openvino"):  # int8 is a calibrated model folder
+        with pytest.raises(ValueError, match="crossrank quantize"):
+            RerankConfig(backend=backend, quantize="int8")
     with pytest.raises(ValueError, match="backend='onnx' runs float32"):
         RerankConfig(backend="onnx", dtype="bfloat16")
 
@@ -382,17 +379,6 @@ def test_onnx_float32_matches_torch(tiny_model, tmp_path, monkeypatch):
     again = CrossEncoderScorer(tiny_model, backend="onnx", microbatch=False).score(pairs)
     assert (folder / "model.onnx").stat().st_mtime_ns == stamp
     np.testing.assert_allclose(again, expected, rtol=0, atol=1e-4)
-
-
-def test_onnx_int8_runs_and_is_cached_apart(tiny_model, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
-    pairs = make_pairs(10, seed=12)
-    scores = CrossEncoderScorer(
-        tiny_model, backend="onnx", quantize="int8", microbatch=False
-    ).score(pairs)
-    assert len(scores) == 10 and all(0 < s < 1 for s in scores)
-    assert len(list(tmp_path.glob("*/model.int8.onnx"))) == 1
 
 
 # -- fidelity of the fast modes on the trained model ---------------------------------------------
@@ -438,11 +424,6 @@ def test_onnx_on_the_trained_model(trained_model, cranfield_pairs, tmp_path, mon
     monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
     exact = CrossEncoderScorer(trained_model, device="cpu", backend="torch", microbatch=False)
     onnx = CrossEncoderScorer(trained_model, backend="onnx", microbatch=False)
-    int8 = CrossEncoderScorer(trained_model, backend="onnx", quantize="int8", microbatch=False)
     for pairs in cranfield_pairs:
         reference = exact.score(pairs)
         np.testing.assert_allclose(onnx.score(pairs), reference, atol=1e-4)
-        # int8 is documented as the lossy mode: not the default, and measured in the
-        # benchmark; here it must still rank clearly like float32.
-        tau, overlap = rank_agreement(int8.score(pairs), reference)
-        assert tau >= 0.7 and overlap >= 0.7, (tau, overlap)

@@ -243,8 +243,6 @@ def test_settings_that_openvino_refuses():
     for backend in ("openvino", "auto"):
         with pytest.raises(ValueError, match="crossrank quantize --model M --calibration"):
             RerankConfig(backend=backend, quantize="int8")
-    with pytest.raises(ValueError, match="needs backend='onnx'"):
-        RerankConfig(backend="torch", quantize="int8")
 
 
 # -- the trained fixture -------------------------------------------------------------------------

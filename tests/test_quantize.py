@@ -150,4 +150,3 @@ def test_int8_without_calibration_points_at_crossrank_quantize(tiny_model):
         Reranker(model=tiny_model, backend="openvino", quantize="int8")
     message = str(info.value)
     assert "crossrank quantize --model M --calibration DATA --out FOLDER" in message
-    assert "backend='onnx'" in message

@@ -75,9 +75,11 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
     previous stage's score field, whose value is kept in `original_score`.
     """
     fields = result.contract_fields()
-    for name in ("truncated", "best_chunk"):  # long-document facts, when known
+    for name in ("truncated", "best_chunk", "unreadable"):  # facts, when known
         if getattr(result, name) is not None:
             fields[name] = getattr(result, name)
+    if result.unreadable is not None:
+        fields["score"] = None  # JSON has no -inf: an unscored document (--on-unreadable last)
     doc = result.document
     if nest or not isinstance(doc, dict):
         return {"document": doc, **fields}
@@ -89,6 +91,17 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
                 "each document whole under 'document'"
             )
     return {**doc, **fields}
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One output line: UTF-8 as it reads, or \\u escapes where a document holds a lone
+    surrogate (a bad decode upstream) that UTF-8 cannot encode, so nothing is lost."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line
 
 
 def _progress_callback(total: int) -> Any:
@@ -109,6 +122,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         "device": args.device,
         "backend": args.backend,
         "dtype": args.dtype,
+        "on_unreadable": args.on_unreadable,
     }
     if args.top_k is not None:
         settings["top_k"] = args.top_k
@@ -118,6 +132,10 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         settings["max_length"] = args.max_length
     settings.update(_long_document_settings(args))
     reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
+    if args.query is None and reranker.config.query is None:  # before waiting on stdin
+        raise InputError(
+            'no query: pass --query "..." (or a --stage whose parameters include a query)'
+        )
     if args.input == "-":
         documents = read_documents(sys.stdin, "stdin")
     else:
@@ -131,9 +149,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
             bar.close()
     # Build every record first: a collision error must not leave a half-written output.
     lines = [
-        json.dumps(
-            output_record(r, reranker.config.original_score_field, args.nest), ensure_ascii=False
-        )
+        _json_line(output_record(r, reranker.config.original_score_field, args.nest))
         for r in results
     ]
     if args.output:
@@ -301,7 +317,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from crossrank.demo import run_demo
 
-    return run_demo(args.model)
+    return run_demo(args.model, long_documents=args.long_documents)
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -387,6 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     _add_engine_arguments(p)
+    p.add_argument(
+        "--on-unreadable",
+        choices=["raise", "skip", "last"],
+        default="raise",
+        help="a document with no readable text: raise (default: stop with an error naming it), "
+        "skip (leave it out, named in a warning) or last (after the scored ones, score null, "
+        "its problem in 'unreadable')",
+    )
     p.add_argument(
         "--nest",
         action="store_true",
@@ -485,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rerank BM25 candidates for a few Cranfield queries and print before/after.",
     )
     d.add_argument("--model", "-m", default=default_model, help="cross-encoder name or folder")
+    d.add_argument(
+        "--long-documents",
+        choices=["truncate", "chunk"],
+        default="truncate",
+        help="candidates longer than the model's limit: truncate (default; counted) or chunk",
+    )
     d.set_defaults(func=_cmd_demo)
     return parser
 

@@ -8,7 +8,9 @@ unset; a Python callable cannot be written to JSON and says so.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -18,12 +20,14 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
+    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
 
 from crossrank.documents import text_problem
+from crossrank.errors import ConfigError
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
@@ -33,13 +37,21 @@ LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["auto", "torch", "onnx", "openvino"]
 Quantize = Literal["none", "int8"]
+OnUnreadable = Literal["raise", "skip", "last"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
 
 
-class RerankConfig(BaseModel):
-    """Settings of one rerank stage (the *stage contract*).
+class EngineSettings(BaseModel):
+    """The scoring engine's settings: every contract setting but the per-call ones.
+
+    One definition, inherited by `RerankConfig` and by both integrations' classes
+    (`langchain_crossrank.CrossRankReranker`, `llama_index.postprocessor.crossrank.
+    CrossRankRerank`), so that a setting added here reaches every entry point with the same
+    type, default, validation and description. The per-call settings (`CALL_SETTINGS`: how
+    many to return, the query, where the text and the previous score live) are mapped by each
+    entry point in its own framework's terms.
 
     Scores: with the built-in model scorer, `score` is the cross-encoder's output after
     `activation`. `"default"` applies the model's own activation (for a one-logit reranker
@@ -48,7 +60,8 @@ class RerankConfig(BaseModel):
     final scores itself, so it takes no `activation`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # No "model_" protected namespace: `model` and later `model_family` are contract names.
+    model_config = ConfigDict(protected_namespaces=())
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -64,18 +77,6 @@ class RerankConfig(BaseModel):
             "name, a callable taking the list of (query, text) pairs, or an object with a "
             "`score(pairs)` method."
         ),
-    )
-    top_k: PositiveInt | None = Field(
-        default=None, description="How many documents to return; None keeps all, reordered."
-    )
-    query: str | None = Field(default=None, description="Default query, overridable per call.")
-    document_field: str = Field(
-        default="content",
-        description="Where the text lives: a key or attribute, dotted paths reach into nesting.",
-    )
-    original_score_field: str = Field(
-        default="score",
-        description="Where the previous stage's score lives (dotted path); copied untouched.",
     )
     batch_size: PositiveInt = Field(
         default=32, description="Most pairs per forward pass (the token budget may make it fewer)."
@@ -145,13 +146,16 @@ class RerankConfig(BaseModel):
     quantize: Quantize = Field(
         default="none",
         description=(
-            "int8 with backend='onnx': dynamic int8 (uncalibrated). On OpenVINO int8 is a "
-            "calibrated model folder written by `crossrank quantize`, passed as `model`."
+            "int8: the model is a calibrated int8 OpenVINO folder written by `crossrank "
+            "quantize` (it runs int8 with or without this setting; int8 without one is refused)."
         ),
     )
     num_threads: PositiveInt | None = Field(
         default=None,
-        description="CPU threads for the forward pass; None leaves torch / ONNX Runtime defaults.",
+        description=(
+            "CPU threads for the forward pass; None leaves torch / OpenVINO / ONNX Runtime "
+            "defaults."
+        ),
     )
     cache_size: NonNegativeInt = Field(
         default=0,
@@ -167,6 +171,16 @@ class RerankConfig(BaseModel):
         default=2.0,
         description="How long the first of several concurrent calls waits for others to join.",
     )
+    on_unreadable: OnUnreadable = Field(
+        default="raise",
+        description=(
+            "A document with no readable text (field missing, not a string, empty or "
+            "invisible-only, invalid Unicode): 'raise' a DocumentError naming it (default), "
+            "'skip' it (left out of the results, named in one warning per call), or rank it "
+            "'last' (after every scored document, input order kept, score -inf, its problem "
+            "in RankedDocument.unreadable)."
+        ),
+    )
 
     @field_validator("scorer")
     @classmethod
@@ -181,6 +195,84 @@ class RerankConfig(BaseModel):
             f"scorer must be an http(s) URL, a callable or an object with a score(pairs) "
             f"method, not {type(value).__name__}"
         )
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
+        return value
+
+    @field_validator("activation")
+    @classmethod
+    def _check_activation(cls, value: str, info: Any) -> str:
+        if value != "default" and info.data.get("scorer") is not None:
+            raise ValueError(
+                "activation applies to the built-in model scorer only; a custom scorer "
+                "returns final scores, so leave activation at 'default'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_long_documents(self) -> Any:
+        if self.long_documents == "chunk" and self.scorer is not None and self.tokenizer is None:
+            raise ValueError(
+                "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
+                "tokenizer name or folder matching the scorer's model) to split documents into "
+                "windows; set max_length too unless the tokenizer declares its limit"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Any:
+        from crossrank.models.quantized import INT8_REFUSAL, is_quantized_folder
+
+        quantized = self.scorer is None and is_quantized_folder(self.model)
+        if quantized and self.backend in ("torch", "onnx"):
+            raise ValueError(
+                f"model {self.model!r} is an int8 OpenVINO model folder (written by `crossrank "
+                f"quantize`); it runs with backend='openvino' or 'auto', not {self.backend!r}"
+            )
+        if self.quantize == "int8" and not quantized:
+            raise ValueError(INT8_REFUSAL)
+        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
+            raise ValueError(f"backend='onnx' runs float32, not {self.dtype}")
+        if self.backend == "openvino" and self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(
+                f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
+            )
+        if self.backend in ("onnx", "openvino") and self.device not in ("auto", "cpu"):
+            raise ValueError(f"backend={self.backend!r} runs on CPU, not device={self.device!r}")
+        return self
+
+    @field_serializer("scorer", when_used="json")
+    def _serialise_scorer(self, value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        raise TypeError(
+            f"this {type(self).__name__} has a Python scorer object, which cannot be "
+            "serialised; only an http(s) endpoint URL can be written to JSON"
+        )
+
+
+class RerankConfig(EngineSettings):
+    """Settings of one rerank stage (the *stage contract*): `EngineSettings` plus how one call
+    reads its documents and how many it returns (see `EngineSettings` for what scores mean)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    top_k: PositiveInt | None = Field(
+        default=None, description="How many documents to return; None keeps all, reordered."
+    )
+    query: str | None = Field(default=None, description="Default query, overridable per call.")
+    document_field: str = Field(
+        default="content",
+        description="Where the text lives: a key or attribute, dotted paths reach into nesting.",
+    )
+    original_score_field: str = Field(
+        default="score",
+        description="Where the previous stage's score lives (dotted path); copied untouched.",
+    )
 
     @field_validator("document_field", "original_score_field")
     @classmethod
@@ -201,74 +293,44 @@ class RerankConfig(BaseModel):
             raise ValueError(f"query {problem}; leave it unset or give a non-empty string")
         return value
 
-    @field_validator("device")
-    @classmethod
-    def _check_device(cls, value: str) -> str:
-        if not _DEVICE.match(value):
-            raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
-        return value
 
-    @field_validator("activation")
-    @classmethod
-    def _check_activation(cls, value: str, info: Any) -> str:
-        if value != "default" and info.data.get("scorer") is not None:
-            raise ValueError(
-                "activation applies to the built-in model scorer only; a custom scorer "
-                "returns final scores, so leave activation at 'default'"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _check_long_documents(self) -> RerankConfig:
-        if self.long_documents == "chunk" and self.scorer is not None and self.tokenizer is None:
-            raise ValueError(
-                "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
-                "tokenizer name or folder matching the scorer's model) to split documents into "
-                "windows; set max_length too unless the tokenizer declares its limit"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _check_backend(self) -> RerankConfig:
-        from crossrank.models.quantized import INT8_REFUSAL, is_quantized_folder
-
-        quantized = self.scorer is None and is_quantized_folder(self.model)
-        if self.quantize != "none" and self.backend == "torch":
-            raise ValueError(
-                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 in ONNX "
-                "Runtime) or a calibrated OpenVINO model from `crossrank quantize`"
-            )
-        if self.quantize == "int8" and self.backend in ("openvino", "auto") and not quantized:
-            raise ValueError(INT8_REFUSAL)
-        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
-            raise ValueError(
-                f"backend='onnx' runs float32 (or int8 with quantize='int8'), not {self.dtype}"
-            )
-        if self.backend == "openvino" and self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(
-                f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
-            )
-        if self.backend in ("onnx", "openvino") and self.device not in ("auto", "cpu"):
-            raise ValueError(f"backend={self.backend!r} runs on CPU, not device={self.device!r}")
-        if quantized and self.backend in ("torch", "onnx"):
-            raise ValueError(
-                f"model {self.model!r} is an int8 OpenVINO model folder (written by `crossrank "
-                f"quantize`); it runs with backend='openvino' or 'auto', not {self.backend!r}"
-            )
-        return self
-
-    @field_serializer("scorer")
-    def _serialise_scorer(self, value: Any) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        raise TypeError(
-            "this RerankConfig has a Python scorer object, which cannot be serialised; "
-            "only an http(s) endpoint URL can be written to JSON"
-        )
-
-
-# How one call reads its documents and how many it returns; every other setting configures the
-# scoring engine. Integrations mirror ENGINE_SETTINGS as their own fields, so a setting added
-# to the contract reaches LangChain and LlamaIndex users through this one list.
+# How one call reads its documents and how many it returns; every other setting (the fields of
+# EngineSettings) configures the scoring engine and reaches the integrations by inheritance.
 CALL_SETTINGS = frozenset({"top_k", "query", "document_field", "original_score_field"})
-ENGINE_SETTINGS = tuple(name for name in RerankConfig.model_fields if name not in CALL_SETTINGS)
+ENGINE_SETTINGS = tuple(EngineSettings.model_fields)
+
+
+def config_from_settings(settings: Mapping[str, Any], *, owner: str = "Reranker") -> RerankConfig:
+    """`RerankConfig` from a caller's settings, or a `ConfigError` naming every bad one.
+
+    pydantic's `ValidationError` is not a `CrossrankError`, and for a misspelt keyword it says
+    only "extra inputs are not permitted"; the caller gets the setting's name, the value it
+    refused and, for an unknown name, the nearest known one.
+    """
+    try:
+        return RerankConfig.model_validate(dict(settings))
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"invalid {owner} setting(s): " + "; ".join(problems)) from exc
+
+
+def _describe(error: Any) -> str:
+    name = str(error["loc"][0]) if error["loc"] else None
+    if error["type"] == "extra_forbidden" and name is not None:
+        return f"unknown setting {name!r} ({suggest_setting(name)})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if name is None:  # a rule across settings (model validators) names them itself
+        return message
+    value = repr(error["input"])
+    if len(value) > 60:  # a whole document passed as a setting: enough to recognise it
+        value = value[:57] + "..."
+    return f"{name}={value}: {message}"
+
+
+def suggest_setting(name: str, known: Any = None) -> str:
+    """'did you mean ...?' for the nearest known setting, else the list of them all."""
+    known = sorted(known if known is not None else RerankConfig.model_fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "known settings: " + ", ".join(known)

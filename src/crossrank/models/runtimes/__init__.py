@@ -63,12 +63,12 @@ def make_runner(
         return OpenVinoRunner(
             quantized.ir, quantized.input_names, dtype=dtype, num_threads=num_threads
         )
-    if quantize == "int8" and backend != "onnx":
+    if quantize == "int8":  # only a `crossrank quantize` folder is int8
         raise ModelLoadError(INT8_REFUSAL)
     if backend == "onnx":
         from crossrank.models.runtimes.onnx import OnnxRunner
 
-        return OnnxRunner(family, loaded, key, quantize=quantize, num_threads=num_threads)
+        return OnnxRunner(family, loaded, key, num_threads=num_threads)
     if backend == "openvino":
         from crossrank.models.runtimes.openvino import openvino_runner
 
