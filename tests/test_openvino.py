@@ -126,6 +126,13 @@ def test_auto_falls_back_to_torch_when_the_self_check_fails(tiny_model, caplog, 
     assert got == ModelScorer(tiny_model, backend="torch").score(pairs)
 
 
+def test_backend_openvino_refuses_a_model_that_fails_the_self_check(tiny_model, monkeypatch):
+    original = OpenVinoRunner.__call__
+    monkeypatch.setattr(OpenVinoRunner, "__call__", lambda self, f: original(self, f) * np.nan)
+    with pytest.raises(ModelLoadError, match=r"self-check.*not finite.*backend='torch'"):
+        ModelScorer(tiny_model, backend="openvino").score(make_pairs(2))
+
+
 def test_auto_falls_back_to_torch_without_openvino(tiny_model, cache, caplog, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
     with caplog.at_level(logging.WARNING, logger="crossrank"):

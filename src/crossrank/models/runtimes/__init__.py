@@ -70,9 +70,14 @@ def make_runner(
 
         return OnnxRunner(family, loaded, key, num_threads=num_threads)
     if backend == "openvino":
-        from crossrank.models.runtimes.openvino import openvino_runner
+        from crossrank.models.runtimes.auto import SelfCheckFailed, checked_openvino_runner
 
-        return openvino_runner(family, loaded, key, dtype=dtype, num_threads=num_threads)
+        try:
+            return checked_openvino_runner(
+                family, loaded, key, dtype=dtype, num_threads=num_threads, encode=encode
+            )
+        except SelfCheckFailed as failed:
+            raise ModelLoadError(f"{key.name!r}: {failed}; use backend='torch'") from None
     if backend == "auto":
         from crossrank.models.runtimes.auto import auto_runner
 
