@@ -312,3 +312,19 @@ def test_the_cli_passes_backend_and_dtype_through(tiny_model, tmp_path, capsys):
     assert main(["rerank", "-q", "lift", "-i", str(source), "--backend", "openvino",
                  "--dtype", "float16"]) == 1  # fmt: skip
     assert "float32 or bfloat16" in capsys.readouterr().err
+
+
+def test_stage_parameters_carry_backend_and_dtype(tiny_model):
+    stage = {
+        "stage_type": "sort",
+        "stage_id": "rerank",
+        "parameters": {"inference_name": tiny_model, "backend": "openvino", "dtype": "bfloat16"},
+    }
+    reranker = Reranker.from_stage(stage)
+    assert (reranker.config.backend, reranker.config.dtype) == ("openvino", "bfloat16")
+    assert reranker.to_stage() == stage
+    assert isinstance(reranker.scorer.runner, OpenVinoRunner)
+    assert reranker.scorer.runner.dtype == "bfloat16"
+    stage["parameters"]["quantize"] = "int8"
+    with pytest.raises(ValueError, match="crossrank quantize"):
+        Reranker.from_stage(stage)
