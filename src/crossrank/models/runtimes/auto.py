@@ -7,8 +7,8 @@ Passing the raw outputs (logits) within 1e-4 keeps the scores within 1e-4 under 
 activation (a sigmoid only shrinks differences). Otherwise, and on a GPU, it is torch; a
 fallback says why in one logged warning. `backend="openvino"` runs the same check and
 refuses the model (a `ModelLoadError`) where `auto` would fall back: a converted graph that
-does not reproduce torch (the causal-LM families' left-padded last-token graphs give NaN
-under openvino 2026.4's tracing, for one) is never served.
+does not reproduce torch is never served (a traced SDPA kernel, for one, gave NaN for a
+causal LM's left padding until `export.eager_attention`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossrank.errors import ModelLoadError
-from crossrank.models.runtimes.export import cache_root, cached_export, example_batch, export_key
+from crossrank.models.runtimes.export import (
+    cache_root,
+    cached_export,
+    eager_attention,
+    example_batch,
+    export_key,
+)
 
 if TYPE_CHECKING:
     from crossrank.models.families.base import Family
@@ -63,27 +69,19 @@ def _export(module: Any, hf_model: Any, input_names: list[str], path: Path) -> N
     import torch
 
     example = example_batch(input_names)
-    previous = getattr(hf_model.config, "_attn_implementation", None)
-    try:
-        # The eager attention traces into plain ONNX ops that ORT's optimizer knows how to fuse.
-        if previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation"):
-            hf_model.set_attn_implementation("eager")
-        with torch.no_grad():
-            torch.onnx.export(
-                module,
-                example,
-                str(path),
-                input_names=input_names,
-                output_names=["logits"],
-                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in input_names}
-                | {"logits": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-    finally:
-        if previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation"):
-            hf_model.set_attn_implementation(previous)
+    with eager_attention(hf_model), torch.no_grad():
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            input_names=input_names,
+            output_names=["logits"],
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in input_names}
+            | {"logits": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
 
 
 def _fuse(path: Path, out: Path, config: Any) -> bool:
