@@ -88,8 +88,7 @@ class ModelScorer:
     Scores equal `sentence_transformers.CrossEncoder.predict` on the same pairs (float32,
     default settings) whatever the batch order, on the default `backend="auto"` (OpenVINO on
     CPU once it passes its self-check, else torch); the faster modes (`dtype="bfloat16"`, a
-    `crossrank quantize` int8 folder) trade a little fidelity for
-    speed (see README).
+    `crossrank quantize` int8 folder) trade a little fidelity for speed (see README).
     """
 
     def __init__(
