@@ -96,6 +96,8 @@ def test_a_quantized_folder_is_refused_where_it_cannot_run(quantized):
     for backend in ("torch", "onnx"):
         with pytest.raises(ValueError, match="int8 OpenVINO model folder"):
             RerankConfig(model=str(out), backend=backend)
+    with pytest.raises(ValueError, match="int8 OpenVINO model folder runs on CPU"):
+        RerankConfig(model=str(out), device="cuda")
 
 
 def test_quantize_on_a_beir_folder(tiny_model, tmp_path, capsys):

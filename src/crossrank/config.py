@@ -241,8 +241,10 @@ class EngineSettings(BaseModel):
             raise ValueError(
                 f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
             )
-        if self.backend in ("onnx", "openvino") and self.device not in ("auto", "cpu"):
-            raise ValueError(f"backend={self.backend!r} runs on CPU, not device={self.device!r}")
+        cpu_only = quantized or self.backend in ("onnx", "openvino")
+        if cpu_only and self.device not in ("auto", "cpu"):
+            what = "an int8 OpenVINO model folder" if quantized else f"backend={self.backend!r}"
+            raise ValueError(f"{what} runs on CPU, not device={self.device!r}")
         return self
 
     @field_serializer("scorer", when_used="json")
