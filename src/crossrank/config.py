@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from crossrank.documents import text_problem
+from crossrank.documents import safe_repr, text_problem
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
@@ -33,6 +33,26 @@ LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8"]
+
+COUNT_SETTINGS = (
+    "top_k",
+    "batch_size",
+    "token_budget",
+    "max_length",
+    "chunk_overlap",
+    "max_chunks_per_document",
+    "num_threads",
+    "cache_size",
+)
+
+
+def check_top_k(value: Any) -> int | None:
+    """The one `top_k` rule, for the config, a stage's `top_n` and `rerank(top_k=...)`: a
+    positive int or None. `True` is refused, not read as 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"top_k must be a positive integer or None, not {safe_repr(value, 50)}")
+    return value
+
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -48,7 +68,10 @@ class RerankConfig(BaseModel):
     final scores itself, so it takes no `activation`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # Inputs are left out of validation errors: a refused scorer URL may hold a password.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -173,6 +196,14 @@ class RerankConfig(BaseModel):
             f"scorer must be an http(s) URL, a callable or an object with a score(pairs) "
             f"method, not {type(value).__name__}"
         )
+
+    @field_validator(*COUNT_SETTINGS, mode="before")
+    @classmethod
+    def _refuse_bools(cls, value: Any, info: Any) -> Any:
+        # pydantic reads True as 1; a count given as a boolean is a mistake, not a 1.
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, not {value}")
+        return value
 
     @field_validator("document_field", "original_score_field")
     @classmethod

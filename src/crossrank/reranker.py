@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crossrank.config import RerankConfig
+from crossrank.config import RerankConfig, check_top_k
+from crossrank.credentials import check_stage_key_env
 from crossrank.documents import document_id, document_text, original_score, text_problem
 from crossrank.errors import QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
@@ -43,6 +44,7 @@ class _Prepared:
     ids: list[Any]
     pairs: list[tuple[str, str]]  # what the scorer scores: one per unique text, or per window
     text_slot: list[int]  # document i is unique text text_slot[i]
+    original_scores: list[Any]  # read before scoring: a document that cannot be read fails early
     top_k: int | None
     expansion: Expansion  # unique texts -> pairs (windows when chunking) and back
 
@@ -74,8 +76,14 @@ class Reranker:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Reranker:
-        """A reranker from the JSON form of `RerankConfig`."""
-        return cls(RerankConfig.model_validate_json(text))
+        """A reranker from the JSON form of `RerankConfig`.
+
+        JSON is untrusted like a stage: `scorer_api_key_env` must match `CROSSRANK_*API_KEY`
+        (`crossrank.credentials`); name any other variable from Python.
+        """
+        config = RerankConfig.model_validate_json(text)
+        check_stage_key_env(config.scorer_api_key_env, "RerankConfig JSON")
+        return cls(config)
 
     @classmethod
     def from_stage(cls, stage: Any) -> Reranker:
@@ -130,12 +138,7 @@ class Reranker:
                 f"documents must be a list of documents, not a single {type(documents).__name__}"
             )
         docs = list(documents)
-        if top_k is _UNSET:
-            top_k = config.top_k
-        elif top_k is not None and (
-            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
-        ):
-            raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")
+        top_k = config.top_k if top_k is _UNSET else check_top_k(top_k)
         if len(docs) > PRACTICAL_MAX_CANDIDATES:
             logger.warning(
                 "reranking %d candidates in one call: past the practical range of a "
@@ -147,9 +150,11 @@ class Reranker:
         slots: list[int] = []
         slot_of_text: dict[str, int] = {}
         texts: list[str] = []
+        scores: list[Any] = []
         for i, doc in enumerate(docs):
             doc_id = document_id(doc, i)
             text = document_text(doc, config.document_field, i, doc_id)
+            scores.append(original_score(doc, config.original_score_field, i, doc_id))
             ids.append(doc_id)
             slot = slot_of_text.get(text)
             if slot is None:  # identical texts are scored once
@@ -164,7 +169,7 @@ class Reranker:
             config,
             counter.max_length if counter else None,
         )
-        return _Prepared(docs, ids, expansion.pairs, slots, top_k, expansion)
+        return _Prepared(docs, ids, expansion.pairs, slots, scores, top_k, expansion)
 
     def _finish(self, prepared: _Prepared, raw_scores: Any) -> list[RankedDocument]:
         checked = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
@@ -174,13 +179,12 @@ class Reranker:
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if prepared.top_k is not None:
             order = order[: prepared.top_k]
-        field = self._config.original_score_field
         return [
             RankedDocument(
                 document=prepared.documents[i],
                 document_id=prepared.ids[i],
                 score=scores[i],
-                original_score=original_score(prepared.documents[i], field),
+                original_score=prepared.original_scores[i],
                 rerank_position=position,
                 index=i,
                 truncated=prepared.expansion.truncated[prepared.text_slot[i]],

@@ -202,7 +202,10 @@ class CrossRankReranker(BaseDocumentCompressor):
     reranker: Reranker | None = None
     """A ready `crossrank.Reranker` to score with, instead of the settings above."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    # Inputs are left out of validation errors: a refused scorer URL may hold a password.
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     _engine: Reranker = PrivateAttr()
 
