@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from crossrank.cli import main
+from crossrank.cli import EXIT_CONFIG, EXIT_INPUT, EXIT_MODEL, EXIT_SCORER, main
 
 CANDIDATES = [
     {"id": "d1", "content": "short", "score": 1.5, "tag": "x"},
@@ -69,14 +69,14 @@ def test_rerank_reads_a_json_list_from_stdin(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(CANDIDATES)))
     code = main(["rerank", "-q", "q", "--scorer", "http://127.0.0.1:9/unused", "-k", "1"])
     # The endpoint is unreachable: a clear one-line error, not a traceback.
-    assert code == 1
+    assert code == EXIT_SCORER
     assert "could not be reached" in capsys.readouterr().err
 
 
 def test_nest_keeps_documents_whole_and_collisions_are_refused(tmp_path, tiny_model, capsys):
     source = tmp_path / "c.json"
     source.write_text(json.dumps([{"id": "a", "content": "t", "rerank_position": "mine"}]))
-    assert main(["rerank", "-q", "q", "-i", str(source), "-m", tiny_model]) == 1
+    assert main(["rerank", "-q", "q", "-i", str(source), "-m", tiny_model]) == EXIT_INPUT
     assert "already has a field 'rerank_position'" in capsys.readouterr().err
     out = tmp_path / "o.jsonl"
     assert (
@@ -91,17 +91,17 @@ def test_nest_keeps_documents_whole_and_collisions_are_refused(tmp_path, tiny_mo
 def test_bad_documents_and_bad_json_are_named(tmp_path, tiny_model, capsys):
     source = tmp_path / "c.jsonl"
     source.write_text('{"id": "ok", "content": "x"}\n{"id": "bad", "body": "y"}\n')
-    assert main(["rerank", "-q", "q", "-i", str(source), "-m", tiny_model]) == 1
+    assert main(["rerank", "-q", "q", "-i", str(source), "-m", tiny_model]) == EXIT_INPUT
     assert "document 1 (id 'bad') has no field 'content'" in capsys.readouterr().err
     source.write_text('{"id": "ok", "content": "x"}\n{not json\n')
-    assert main(["rerank", "-q", "q", "-i", str(source), "-m", tiny_model]) == 1
+    assert main(["rerank", "-q", "q", "-i", str(source), "-m", tiny_model]) == EXIT_INPUT
     assert "line 2: not valid JSON" in capsys.readouterr().err
 
 
 def test_invalid_settings_are_one_line_errors(tmp_path, capsys):
     source = tmp_path / "c.json"
     source.write_text(json.dumps(CANDIDATES))
-    assert main(["rerank", "-q", "q", "-i", str(source), "-k", "0"]) == 1
+    assert main(["rerank", "-q", "q", "-i", str(source), "-k", "0"]) == EXIT_CONFIG
     assert "top_k" in capsys.readouterr().err
 
 
@@ -144,7 +144,7 @@ def test_demo_with_an_unreachable_model_gives_one_clear_message(tmp_path):
             "HF_HOME": str(tmp_path / "hf"),
         },
     )
-    assert result.returncode == 2
+    assert result.returncode == EXIT_MODEL
     assert "Traceback" not in result.stderr
     assert "could not be loaded" in result.stderr
     assert "CROSSRANK_MODEL" in result.stderr

@@ -8,7 +8,7 @@ import pytest
 from fake_engines import EngineServer, known_score
 
 from crossrank import ConfigError, QueryError, Reranker
-from crossrank.cli import main
+from crossrank.cli import EXIT_INPUT, main
 from crossrank.scorers import CohereScorer, TeiScorer, register_scorer, unregister_scorer
 from crossrank.stage import known_parameters, resolve_model_name
 
@@ -227,5 +227,5 @@ def test_cli_runs_a_stage(tmp_path, capsys, scorer_name):
     # A flag beside the stage overrides its parameter; a missing input is a clear error.
     assert main([*argv, "--var", "question=rerank", "--top-k", "1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
-    assert main(argv) == 1
+    assert main(argv) == EXIT_INPUT
     assert "question" in capsys.readouterr().err

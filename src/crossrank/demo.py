@@ -14,6 +14,7 @@ import time
 from importlib import resources
 from typing import Any
 
+from crossrank.cli import EXIT_MODEL
 from crossrank.errors import ModelLoadError
 from crossrank.reranker import Reranker
 
@@ -48,7 +49,7 @@ def run_demo(model: str, out: Any = None) -> int:
             f"e.g. {MODEL_ENV}=/path/to/reranker make demo",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_MODEL
     before_total = after_total = 0
     for item in sample:
         started = time.perf_counter()

@@ -176,8 +176,7 @@ def document_text(document: Any, path: str, index: int, doc_id: Any) -> str:
         value = document if isinstance(document, str) else lookup(document, path)
     except ReadError as exc:
         raise DocumentError(
-            f"{where}: reading field {path!r} raised "
-            f"{describe_exception(exc.__cause__)}",
+            f"{where}: reading field {path!r} raised {describe_exception(exc.__cause__)}",
             index=index,
             document_id=doc_id,
             field=path,
@@ -218,7 +217,7 @@ def original_score(document: Any, path: str, index: int, doc_id: Any) -> Any:
     except ReadError as exc:
         raise DocumentError(
             f"{describe(index, doc_id)}: reading field {path!r} raised "
-                f"{describe_exception(exc.__cause__)}",
+            f"{describe_exception(exc.__cause__)}",
             index=index,
             document_id=doc_id,
             field=path,
