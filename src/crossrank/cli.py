@@ -137,7 +137,8 @@ def read_documents(stream: TextIO | Any, name: str) -> list[Any]:
     if not stripped:
         return []
     if stripped[0] in "[{" and not _looks_like_jsonl(stripped):
-        data = _parse_json(stripped, name)
+        one_line = len(stripped.rstrip().splitlines()) == 1
+        data = _parse_json(stripped, f"{name}, line 1" if one_line else name)
         if isinstance(data, dict):  # {"documents": [...]}, or one object: JSON Lines of one line
             data = data["documents"] if isinstance(data.get("documents"), list) else [data]
         if not isinstance(data, list):
