@@ -300,9 +300,9 @@ def bench_model(
 
     config = AutoConfig.from_pretrained(model)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    from crossrank.scorers.cross_encoder import CrossEncoderScorer
+    from crossrank.models import ModelScorer
 
-    max_length = CrossEncoderScorer(model, device="cpu").max_length
+    max_length = ModelScorer(model, device="cpu").max_length
     contenders: dict[str, Any] = {"CrossEncoder.predict (defaults)": make_predict(model)}
     for name, settings in modes.items():
         contenders[name] = make_crossrank(model, args.threads, **settings)

@@ -1,7 +1,7 @@
 """Many callers at once get exactly what serial calls get, and one model is loaded once.
 
 8 threads and 100 coroutines rerank different queries against one shared model; each model
-folder here is a fresh copy, so its loads can be counted (`cross_encoder.load_count`).
+folder here is a fresh copy, so its loads can be counted (`loading.load_count`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from local_server import ScorerServer, hash_scorer
 
 from crossrank import HttpScorer, Reranker
-from crossrank.scorers import cross_encoder
+from crossrank.models import loading
 
 DOCS = [
     {"id": f"d{i}", "content": text}
@@ -67,7 +67,7 @@ def run_threads(n: int, work) -> list:
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-reranker", "reranker-per-thread"])
 def test_threads_share_one_model_and_match_serial(fresh_model, shared):
-    before = cross_encoder.load_count
+    before = loading.load_count
     common = Reranker(model=fresh_model, batch_size=4)
 
     def work(i: int):
@@ -75,30 +75,30 @@ def test_threads_share_one_model_and_match_serial(fresh_model, shared):
         return [outcome(rr.rerank(q, DOCS, top_k=5)) for q in QUERIES[i * 3 : i * 3 + 3]]
 
     concurrent = run_threads(8, work)
-    assert cross_encoder.load_count == before + 1  # loaded once, by one of the 8 threads
+    assert loading.load_count == before + 1  # loaded once, by one of the 8 threads
     serial = [
         [outcome(common.rerank(q, DOCS, top_k=5)) for q in QUERIES[i * 3 : i * 3 + 3]]
         for i in range(8)
     ]
     assert concurrent == serial
-    assert cross_encoder.load_count == before + 1
+    assert loading.load_count == before + 1
 
 
 def test_coroutines_share_one_model_and_match_serial(fresh_model):
-    before = cross_encoder.load_count
+    before = loading.load_count
     rr = Reranker(model=fresh_model, batch_size=8)  # one forward pass per query
 
     async def main():
         return await asyncio.gather(*(rr.arerank(q, DOCS) for q in QUERIES))
 
     concurrent = [outcome(r) for r in asyncio.run(main())]
-    assert cross_encoder.load_count == before + 1
+    assert loading.load_count == before + 1
     assert concurrent == [outcome(rr.rerank(q, DOCS)) for q in QUERIES]
-    assert cross_encoder.load_count == before + 1
+    assert loading.load_count == before + 1
 
 
 def test_threads_and_coroutines_at_once(fresh_model):
-    before = cross_encoder.load_count
+    before = loading.load_count
     rr = Reranker(model=fresh_model)
 
     def work(i: int):
@@ -111,7 +111,7 @@ def test_threads_and_coroutines_at_once(fresh_model):
         return [outcome(rr.rerank(q, DOCS)) for q in QUERIES[50 + i * 5 : 55 + i * 5]]
 
     concurrent = run_threads(4, work)
-    assert cross_encoder.load_count == before + 1
+    assert loading.load_count == before + 1
     assert concurrent[0] == [outcome(rr.rerank(q, DOCS)) for q in QUERIES[:50]]
     for i in range(1, 4):
         assert concurrent[i] == [

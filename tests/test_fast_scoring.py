@@ -19,13 +19,9 @@ import torch
 from sentence_transformers import CrossEncoder
 
 from crossrank import RerankConfig, Reranker, ScorerError
-from crossrank.scorers.cross_encoder import (
-    CrossEncoderScorer,
-    _hf_model,
-    clear_model_cache,
-    encode_pairs,
-    plan_batches,
-)
+from crossrank.models import CrossEncoderScorer, clear_model_cache
+from crossrank.models.batching import plan_batches
+from crossrank.models.families.sequence_classification import encode_pairs
 
 WORDS = [
     "wing",
@@ -64,7 +60,7 @@ def _fresh_models():
 
 def count_forwards(scorer: CrossEncoderScorer, monkeypatch, fail_above: int | None = None):
     """Wrap the underlying HF model's forward: count calls, optionally simulate OOM."""
-    hf = _hf_model(scorer.model)
+    hf = scorer.model.hf_model
     original = hf.forward
     calls: list[int] = []
     lock = threading.Lock()
@@ -185,7 +181,7 @@ def test_out_of_memory_on_one_pair_fails_clearly(tiny_model, monkeypatch):
 
 def test_other_errors_are_not_retried(tiny_model, monkeypatch):
     scorer = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
-    hf = _hf_model(scorer.model)
+    hf = scorer.model.hf_model
 
     def broken(*args, **kwargs):
         raise ValueError("not a memory problem")
@@ -293,7 +289,7 @@ async def test_one_failing_call_does_not_fail_the_others(tiny_model, monkeypatch
     rr = Reranker(
         model=tiny_model, device="cpu", token_budget=100_000, microbatch=True, microbatch_wait_ms=50
     )
-    hf = _hf_model(rr.scorer.model)
+    hf = rr.scorer.model.hf_model
     original = hf.forward
 
     def forward(*args, **kwargs):
@@ -326,8 +322,8 @@ def test_contract_fields_round_trip_and_validate():
 def test_bfloat16_on_cpu_runs_a_converted_model(tiny_model):
     fast = CrossEncoderScorer(tiny_model, device="cpu", dtype="bfloat16", microbatch=False)
     exact = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
-    assert _hf_model(fast.model).dtype == torch.bfloat16
-    assert _hf_model(exact.model).dtype == torch.float32
+    assert fast.model.hf_model.dtype == torch.bfloat16
+    assert exact.model.hf_model.dtype == torch.float32
     pairs = make_pairs(6)
     np.testing.assert_allclose(fast.score(pairs), exact.score(pairs), atol=0.05)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from crossrank import ModelLoadError, RerankConfig, Reranker
-from crossrank.scorers import cross_encoder
+from crossrank.models import loading
 from crossrank.testing import tiny_vocab
 
 
@@ -28,10 +28,10 @@ def _copy(tiny_model: str, tmp_path: Path, name: str) -> Path:
 
 
 def _load_error(model: str, **settings) -> ModelLoadError:
-    before = cross_encoder.load_count
+    before = loading.load_count
     with pytest.raises(ModelLoadError) as info:
         Reranker(model=model, **settings).rerank("wind tunnel", ["abc", "xyz"])
-    assert cross_encoder.load_count == before  # nothing half-loaded was counted or cached
+    assert loading.load_count == before  # nothing half-loaded was counted or cached
     return info.value
 
 

@@ -67,7 +67,7 @@ def test_model_forward_passes_are_bounded_by_the_batch(tiny_model, caplog):
     caplog.set_level(logging.WARNING, logger="crossrank")
     rr = Reranker(model=tiny_model, batch_size=32, max_length=48, top_k=5)
     shapes: list[tuple[int, int]] = []
-    embeddings = rr.scorer.model.model.get_input_embeddings()
+    embeddings = rr.scorer.model.hf_model.get_input_embeddings()
     hook = embeddings.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
     try:
         small = rr.rerank(QUERY, DOCS[:100])

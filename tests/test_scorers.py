@@ -15,7 +15,7 @@ import pytest
 
 from crossrank import CrossEncoderScorer, HttpScorer, Reranker, ScorerError
 from crossrank.errors import ScorerResponseError, ScorerUnavailableError
-from crossrank.scorers import cross_encoder
+from crossrank.models import loading
 
 PASSAGES = [
     "a cross-encoder reads the query and the passage together",
@@ -99,7 +99,7 @@ def test_a_model_loads_once_and_is_shared_by_rerankers_and_threads(tmp_path):
     from crossrank.testing import build_tiny_cross_encoder
 
     path = str(build_tiny_cross_encoder(tmp_path / "shared-model", seed=3))
-    before = cross_encoder.load_count
+    before = loading.load_count
     rerankers = [Reranker(model=path) for _ in range(4)]
     results: list = [None] * 8
     barrier = threading.Barrier(8)
@@ -113,7 +113,7 @@ def test_a_model_loads_once_and_is_shared_by_rerankers_and_threads(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert cross_encoder.load_count - before == 1
+    assert loading.load_count - before == 1
     assert results[0] == results[2] == results[4] == results[6]
     assert results[1] == results[3] == results[5] == results[7]
 

@@ -15,9 +15,10 @@ from crossrank.errors import (
     ScorerResponseError,
     ScorerUnavailableError,
 )
+from crossrank.models import CrossEncoderScorer, ModelScorer
 from crossrank.reranker import Reranker
 from crossrank.results import RankedDocument
-from crossrank.scorers import CallableScorer, CrossEncoderScorer, HttpScorer, Scorer
+from crossrank.scorers import CallableScorer, HttpScorer, Scorer
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "DocumentError",
     "HttpScorer",
     "ModelLoadError",
+    "ModelScorer",
     "QueryError",
     "RankedDocument",
     "RerankConfig",

@@ -148,10 +148,10 @@ def token_counter(config: Any, scorer: Any) -> TokenCounter | None:
     """
     if config.tokenizer is not None:
         return _named_counter(config.tokenizer, config.max_length)
-    from crossrank.scorers.cross_encoder import CrossEncoderScorer
+    from crossrank.models import ModelScorer
 
-    if isinstance(scorer, CrossEncoderScorer):
-        return _model_counter(scorer.model)
+    if isinstance(scorer, ModelScorer):
+        return _model_counter(scorer.model.cross_encoder)
     return None
 
 

@@ -21,10 +21,10 @@ from crossrank.documents import document_id, document_text, original_score, text
 from crossrank.errors import QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
 from crossrank.long_documents import report as report_truncation
+from crossrank.models import ModelScorer
 from crossrank.results import RankedDocument
 from crossrank.scorers import check_scores, make_scorer
 from crossrank.scorers.base import scorer_name
-from crossrank.scorers.cross_encoder import CrossEncoderScorer
 from crossrank.stage import StageSpec, parse_stage, resolve_query, stage_config
 
 logger = logging.getLogger("crossrank")
@@ -217,7 +217,7 @@ class Reranker:
         if not prepared.pairs:
             return []
         scorer = self.scorer
-        if progress is not None and isinstance(scorer, CrossEncoderScorer):
+        if progress is not None and isinstance(scorer, ModelScorer):
             raw = scorer.score(prepared.pairs, progress=progress)
         else:
             raw = scorer.score(prepared.pairs)

@@ -6,7 +6,6 @@ from typing import Any
 
 from crossrank.scorers.base import CallableScorer, Pair, Scorer, check_scores
 from crossrank.scorers.cohere import CohereScorer
-from crossrank.scorers.cross_encoder import CrossEncoderScorer, clear_model_cache
 from crossrank.scorers.http import DEFAULT_API_KEY_ENV, HttpScorer
 from crossrank.scorers.registry import (
     register_scorer,
@@ -21,6 +20,7 @@ __all__ = [
     "CohereScorer",
     "CrossEncoderScorer",
     "HttpScorer",
+    "ModelScorer",
     "Pair",
     "Scorer",
     "TeiScorer",
@@ -33,11 +33,23 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # The model scorer lives in crossrank.models, which imports this package's base module;
+    # importing it lazily here keeps the old import paths working without an import cycle.
+    if name in ("CrossEncoderScorer", "ModelScorer", "clear_model_cache"):
+        import crossrank.models
+
+        return getattr(crossrank.models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def make_scorer(config: Any) -> Any:
     """The scorer a `RerankConfig` asks for: its custom `scorer` if set, else its `model`."""
     custom = config.scorer
     if custom is None:
-        return CrossEncoderScorer(
+        from crossrank.models import ModelScorer
+
+        return ModelScorer(
             config.model,
             device=config.device,
             dtype=config.dtype,

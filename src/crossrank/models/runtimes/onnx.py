@@ -1,12 +1,13 @@
-"""The ONNX Runtime backend (`backend="onnx"`, optional extra `crossrank[onnx]`).
+"""The ONNX Runtime runtime (`backend="onnx"`, optional extra `crossrank[onnx]`).
 
-A cross-encoder is exported once with `torch.onnx.export` (dynamic batch and sequence axes),
-fused with ONNX Runtime's transformer optimizer when it knows the architecture, optionally
-quantized to dynamic int8 (`quantize="int8"`: int8 weights, activations quantized on the fly),
-and cached on disk under ``$CROSSRANK_ONNX_CACHE`` (default ``~/.cache/crossrank/onnx``) in a
-folder named by a hash of the model (its folder or hub id, and the size and mtime of its
-files), the settings and the library versions. Later processes load the cached file in well
-under a second. Runs on CPU with every graph optimisation on.
+A family's scoring module is exported once with `torch.onnx.export` (dynamic batch and
+sequence axes), fused with ONNX Runtime's transformer optimizer when it knows the
+architecture, optionally quantized to dynamic int8 (`quantize="int8"`: int8 weights,
+activations quantized on the fly), and cached on disk under ``$CROSSRANK_ONNX_CACHE``
+(default ``~/.cache/crossrank/onnx``) in a folder named by a hash of the model (its folder or
+hub id, and the size and mtime of its files), the family, the settings and the library
+versions. Later processes load the cached file in well under a second. Runs on CPU with
+every graph optimisation on.
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from crossrank.errors import ModelLoadError
 
+if TYPE_CHECKING:
+    from crossrank.models.families.base import Family
+    from crossrank.models.loading import LoadedModel, ModelKey
+
 logger = logging.getLogger("crossrank")
 
 ONNX_CACHE_ENV = "CROSSRANK_ONNX_CACHE"
 OPSET = 17
-_FORMAT = 2  # bump when the export recipe changes, so old cached files are not reused
+_FORMAT = 3  # bump when the export recipe changes, so old cached files are not reused
 _export_lock = threading.Lock()
 
 
@@ -52,13 +57,14 @@ def _model_fingerprint(name: str) -> dict[str, Any]:
     return {"hub_id": name}
 
 
-def export_key(name: str, quantize: str, trust_remote_code: bool) -> str:
+def export_key(name: str, family: str, quantize: str, trust_remote_code: bool) -> str:
     import onnxruntime
     import torch
     import transformers
 
     payload = {
         "model": _model_fingerprint(name),
+        "family": family,
         "quantize": quantize,
         "trust_remote_code": trust_remote_code,
         "opset": OPSET,
@@ -82,17 +88,9 @@ def _require_onnxruntime() -> Any:
     return onnxruntime
 
 
-def _export(hf_model: Any, input_names: list[str], path: Path) -> None:
-    """torch.onnx.export of the logits, with dynamic batch and sequence axes."""
+def _export(module: Any, hf_model: Any, input_names: list[str], path: Path) -> None:
+    """torch.onnx.export of a family's scoring module, with dynamic batch and sequence axes."""
     import torch
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *tensors: Any) -> Any:
-            return self.inner(**dict(zip(input_names, tensors, strict=True))).logits
 
     example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in input_names)
     previous = getattr(hf_model.config, "_attn_implementation", None)
@@ -102,7 +100,7 @@ def _export(hf_model: Any, input_names: list[str], path: Path) -> None:
             hf_model.set_attn_implementation("eager")
         with torch.no_grad():
             torch.onnx.export(
-                Logits(hf_model).eval(),
+                module,
                 example,
                 str(path),
                 input_names=input_names,
@@ -141,25 +139,25 @@ def _fuse(path: Path, out: Path, config: Any) -> bool:
         return False
 
 
-def build_onnx(cross_encoder: Any, key: Any, quantize: str, input_names: list[str]) -> Path:
+def build_onnx(
+    family: Family, loaded: LoadedModel, key: ModelKey, quantize: str, input_names: list[str]
+) -> Path:
     """The cached ONNX file for this model and settings, exported on first use."""
     _require_onnxruntime()
-    folder = onnx_cache_root() / export_key(key.name, quantize, key.trust_remote_code)
+    folder = onnx_cache_root() / export_key(key.name, family.name, quantize, key.trust_remote_code)
     final = folder / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
     if final.is_file():
         return final
     with _export_lock:
         if final.is_file():
             return final
-        from crossrank.scorers.cross_encoder import _hf_model
-
-        hf_model = _hf_model(cross_encoder)
+        hf_model = loaded.hf_model
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="export-", dir=folder.parent))
         try:
             logger.info("exporting %s to ONNX (once; cached in %s)", key.name, folder)
             raw = work / "raw.onnx"
-            _export(hf_model, input_names, raw)
+            _export(family.scoring_module(loaded), hf_model, input_names, raw)
             fp32 = work / "model.onnx"
             if not _fuse(raw, fp32, hf_model.config):
                 shutil.copyfile(raw, fp32)
@@ -178,7 +176,10 @@ def build_onnx(cross_encoder: Any, key: Any, quantize: str, input_names: list[st
                 )
                 fp32.unlink()
             (work / "crossrank-export.json").write_text(
-                json.dumps({"model": key.name, "quantize": quantize, "opset": OPSET}) + "\n"
+                json.dumps(
+                    {"model": key.name, "family": family.name, "quantize": quantize, "opset": OPSET}
+                )
+                + "\n"
             )
             work.chmod(0o755)
             if folder.exists():  # a folder left by an interrupted or concurrent export
@@ -191,25 +192,20 @@ def build_onnx(cross_encoder: Any, key: Any, quantize: str, input_names: list[st
 
 
 class OnnxRunner:
-    """Runs padded batches through an ONNX Runtime session; returns float32 logits."""
+    """Runs padded batches through an ONNX Runtime session; returns float32 raw outputs."""
 
     def __init__(
-        self, cross_encoder: Any, key: Any, *, quantize: str, num_threads: int | None
+        self,
+        family: Family,
+        loaded: LoadedModel,
+        key: ModelKey,
+        *,
+        quantize: str,
+        num_threads: int | None,
     ) -> None:
         ort = _require_onnxruntime()
-        import inspect
-
-        from crossrank.scorers.cross_encoder import _hf_model
-
-        hf_model = _hf_model(cross_encoder)
-        accepted = set(inspect.signature(type(hf_model).forward).parameters)
-        probe = cross_encoder.tokenizer("a", "b")
-        self.input_names = [
-            n
-            for n in ("input_ids", "attention_mask", "token_type_ids")
-            if n in accepted and n in probe
-        ]
-        self.path = build_onnx(cross_encoder, key, quantize, self.input_names)
+        self.input_names = family.input_names(loaded)
+        self.path = build_onnx(family, loaded, key, quantize, self.input_names)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads is not None:

@@ -1,0 +1,329 @@
+"""Finding, checking and loading a local reranker model, once per process.
+
+`load_model(key)` returns the shared `LoadedModel` for a `ModelKey`, loading it on first use
+(once, even when many threads ask at the same time). `_construct` turns every way loading
+fails (no weights, pickle-only weights, a tokenizer that does not match the weights, custom
+code not trusted, an unreachable hub) into a `ModelLoadError` at load time, before any pair is
+scored.
+
+Every family loads through `sentence_transformers.CrossEncoder`: it reads sequence-
+classification heads and causal LMs alike (and a model's saved activation), so the checks
+below apply to all of them. What a family does with the loaded model lives in `families/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossrank.errors import ModelLoadError
+
+logger = logging.getLogger("crossrank")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes cuda when available, then mps, then cpu."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """'auto' is float16 on CUDA (what rerankers are served in) and float32 elsewhere."""
+    if dtype != "auto":
+        return dtype
+    return "float16" if device.startswith("cuda") else "float32"
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """What makes two loaded models interchangeable."""
+
+    name: str
+    device: str
+    dtype: str
+    max_length: int | None
+    trust_remote_code: bool
+    allow_pickle_weights: bool = False
+
+
+@dataclass(frozen=True, eq=False)  # identity: it keys per-model locks and caches
+class LoadedModel:
+    """A loaded model and what every part of the scoring path reads from it."""
+
+    cross_encoder: Any  # the sentence_transformers.CrossEncoder that loaded it
+    hf_model: Any  # the transformers model inside (sequence classification or causal LM)
+    tokenizer: Any
+    max_length: int  # tokens per pair the model reads (max_length setting, or its own limit)
+
+    @property
+    def config(self) -> Any:
+        return self.hf_model.config
+
+
+def _declared_max_length(model: Any) -> int:
+    limit = getattr(model, "max_seq_length", None)
+    if limit:
+        return int(limit)
+    tokenizer_limit = getattr(model.tokenizer, "model_max_length", None) or 512
+    # tokenizers without a declared limit report about 1e30
+    return int(min(tokenizer_limit, 100_000))
+
+
+def hf_model_of(model: Any) -> Any:
+    """The transformers model inside a sentence-transformers CrossEncoder."""
+    first = model[0] if hasattr(model, "__getitem__") else None
+    for owner in (first, model):
+        hf = getattr(owner, "auto_model", None) if owner is not None else None
+        if hf is not None:
+            return hf
+    return model.model
+
+
+_models: dict[ModelKey, LoadedModel] = {}
+_load_locks: dict[ModelKey, threading.Lock] = {}
+_registry_lock = threading.Lock()
+load_count = 0  # how many models this process has loaded; tests use it to prove sharing
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _is_hub_id(name: str) -> bool:
+    """'org/name' or 'name': what the hub accepts; anything else can only be a folder."""
+    return bool(_HUB_ID.match(name)) and ".." not in name
+
+
+def _hub_unreachable(name: str) -> str | None:
+    """Why the Hugging Face hub cannot be used now, or None when it can be tried.
+
+    Without this check an offline machine spends about a minute in the hub client's retries
+    before failing; one short probe turns that into an immediate, clear error.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    import httpx
+
+    try:
+        httpx.head(constants.ENDPOINT, timeout=5.0)
+    except httpx.HTTPError as exc:
+        return f"{constants.ENDPOINT} could not be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _load_error(name: str, reason: str) -> ModelLoadError:
+    from huggingface_hub import constants
+
+    local = Path(name).expanduser()
+    return ModelLoadError(
+        f"could not load cross-encoder {name!r}: {reason}.\n"
+        f"Looked in: the local folder {str(local.resolve())!r} (not found), the Hugging Face "
+        f"cache {constants.HF_HUB_CACHE!r}, and the hub.\n"
+        f"To use a model offline, download it where the hub is reachable "
+        f"(`hf download {name} --local-dir ./my-reranker`), copy the folder here and pass its "
+        "path: Reranker(model='./my-reranker') or CROSSRANK_MODEL=./my-reranker."
+    )
+
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def _check_folder(folder: Path, key: ModelKey) -> None:
+    """Refuse, before loading, a folder without weights or with pickle-only weights.
+
+    Pickle weights (`pytorch_model.bin`) can run code when unpickled; safetensors cannot.
+    crossrank loads safetensors only unless the caller opts in with `allow_pickle_weights`.
+    """
+    where = str(folder.resolve())
+    # the folder and one level below (sentence-transformers modules): never a deep walk
+    files = [p for p in [*folder.glob("*"), *folder.glob("*/*")] if p.is_file()]
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    pickles = [p for p in files if p.suffix in _PICKLE_SUFFIXES]
+    if not safetensors and not pickles:
+        raise ModelLoadError(
+            f"could not load cross-encoder from folder {where!r}: it holds no model weights "
+            "(no model.safetensors). The folder must hold a Hugging Face sequence-classification "
+            "model (config.json, weights such as model.safetensors) and its tokenizer: point "
+            "`model` at such a folder (e.g. the result of `hf download <model> --local-dir "
+            "<folder>`), or copy the weights into it."
+        )
+    if not safetensors and not key.allow_pickle_weights:
+        names = ", ".join(sorted(p.name for p in pickles)[:3])
+        raise ModelLoadError(
+            f"refusing to load cross-encoder from folder {where!r}: its weights ({names}) are "
+            "pickle files, which can run arbitrary code when loaded, and it has no "
+            "model.safetensors. Convert them to safetensors where you trust the source "
+            "(e.g. load with transformers and `save_pretrained(folder)`), or pass "
+            "allow_pickle_weights=True if you trust this folder."
+        )
+
+
+def _check_loaded(model: Any, key: ModelKey, where: str) -> None:
+    """Catch at load time what would otherwise fail deep in torch at the first score."""
+    hf_model = getattr(model, "model", None)
+    hf_config = getattr(hf_model, "config", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    get_embeddings = getattr(hf_model, "get_input_embeddings", None)
+    if tokenizer is not None and callable(get_embeddings):
+        try:
+            rows = int(get_embeddings().num_embeddings)
+            vocab = tokenizer.get_vocab()
+            needed = max(vocab.values()) + 1 if vocab else 0
+        except Exception:  # an unusual model or tokenizer: nothing to compare
+            rows = needed = 0
+        if needed > rows:
+            raise ModelLoadError(
+                f"cross-encoder {where} has a tokenizer that does not match its weights: the "
+                f"tokenizer produces token ids up to {needed - 1}, but the model's embedding "
+                f"table has only {rows} rows, so scoring would fail. The tokenizer files "
+                "(tokenizer.json, vocab.txt, tokenizer_config.json) probably come from another "
+                "model: copy them from the same model as the weights."
+            )
+    positions = getattr(hf_config, "max_position_embeddings", None)
+    if key.max_length is not None and isinstance(positions, int) and key.max_length > positions:
+        raise ModelLoadError(
+            f"max_length={key.max_length} is longer than cross-encoder {where} can read "
+            f"({positions} positions); set max_length to at most {positions} or leave it "
+            "unset to use the model's own limit."
+        )
+
+
+def _remote_code_hint(exc: Exception) -> str:
+    if "trust_remote_code" in str(exc):
+        return (
+            " This model needs its own Python code (trust_remote_code). crossrank does not "
+            "run a model's code unless you pass trust_remote_code=True; do that only for a "
+            "model whose code you have read or whose source you trust."
+        )
+    return ""
+
+
+def _pickle_hint(exc: Exception, key: ModelKey) -> str:
+    if key.allow_pickle_weights or "safetensors" not in str(exc):
+        return ""
+    return (
+        " crossrank loads safetensors weights only; if this model has only pickle weights "
+        "(pytorch_model.bin) and you trust it, pass allow_pickle_weights=True."
+    )
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The folder of `name` in the Hugging Face cache, when its config.json is there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:  # not a valid repo id for the cache: not cached
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _construct(key: ModelKey) -> Any:
+    """Build the `CrossEncoder`, turning every way loading fails into a `ModelLoadError`."""
+    from sentence_transformers import CrossEncoder
+
+    folder = Path(key.name).expanduser()
+    is_folder = folder.is_dir()
+    if not is_folder and not _is_hub_id(key.name):
+        raise ModelLoadError(
+            f"could not load cross-encoder {key.name!r}: no such folder "
+            f"({str(folder.resolve())!r}). Pass an existing local folder or a Hugging Face "
+            "model id such as 'BAAI/bge-reranker-v2-m3'."
+        )
+    model_kwargs: dict[str, Any] = {"dtype": torch_dtype(key.dtype)}
+    if not key.allow_pickle_weights:
+        model_kwargs["use_safetensors"] = True  # never fall back to pickle weights
+    kwargs: dict[str, Any] = {
+        "device": key.device,
+        "trust_remote_code": key.trust_remote_code,
+        "model_kwargs": model_kwargs,
+    }
+    if key.max_length is not None:
+        kwargs["max_length"] = key.max_length
+    if is_folder:
+        where = repr(str(folder.resolve()))
+        _check_folder(folder, key)
+        try:
+            model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
+        except Exception as exc:  # a folder that is not a usable model
+            raise ModelLoadError(
+                f"could not load cross-encoder from folder {where}: "
+                f"{type(exc).__name__}: {exc}. The folder must hold a Hugging Face "
+                "sequence-classification model (config.json, weights such as "
+                f"model.safetensors) and its tokenizer.{_remote_code_hint(exc)}"
+            ) from exc
+        _check_loaded(model, key, f"folder {where}")
+        return model
+    try:  # a hub id already in the local cache loads without the network
+        model = CrossEncoder(key.name, local_files_only=True, **kwargs)
+    except Exception as cached_exc:
+        reason = _hub_unreachable(key.name)
+        if reason is not None:
+            snapshot = _cached_snapshot(key.name)
+            if snapshot is not None:  # it is in the cache but does not load: say why
+                _check_folder(snapshot, key)
+                raise ModelLoadError(
+                    f"could not load cross-encoder {key.name!r} from the Hugging Face cache "
+                    f"({str(snapshot)!r}): {type(cached_exc).__name__}: {cached_exc}."
+                    f"{_remote_code_hint(cached_exc)}{_pickle_hint(cached_exc, key)}"
+                ) from cached_exc
+            raise _load_error(key.name, reason) from cached_exc
+        try:
+            model = CrossEncoder(key.name, **kwargs)
+        except Exception as exc:
+            hints = f"{_remote_code_hint(exc)}{_pickle_hint(exc, key)}"
+            raise _load_error(key.name, f"{type(exc).__name__}: {exc}{hints}") from exc
+    _check_loaded(model, key, repr(key.name))
+    return model
+
+
+def load_model(key: ModelKey) -> LoadedModel:
+    """The shared model for `key`, loading it on first use (once, even under many threads)."""
+    global load_count
+    with _registry_lock:
+        loaded = _models.get(key)
+        if loaded is not None:
+            return loaded
+        lock = _load_locks.setdefault(key, threading.Lock())
+    with lock:  # one loader per key; others wait here, then find the model cached
+        loaded = _models.get(key)
+        if loaded is None:
+            logger.info("loading reranker %s on %s (%s)", key.name, key.device, key.dtype)
+            model = _construct(key)
+            model.eval()
+            loaded = LoadedModel(
+                cross_encoder=model,
+                hf_model=hf_model_of(model),
+                tokenizer=model.tokenizer,
+                max_length=_declared_max_length(model),
+            )
+            with _registry_lock:
+                _models[key] = loaded
+                load_count += 1
+    return loaded
+
+
+def forget_models() -> None:
+    """Forget every loaded model (the scorer's `clear_model_cache` also stops its workers)."""
+    with _registry_lock:
+        _models.clear()
+        _load_locks.clear()
+
+
+def torch_dtype(dtype: str) -> Any:
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
