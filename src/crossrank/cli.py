@@ -12,10 +12,10 @@ previous score, one of the caller's fields) is written as `null`. A progress bar
 when stderr is a terminal.
 
 Input that cannot be read (not UTF-8, not JSON, nested too deeply, a number too long, an
-unpaired surrogate in any string) is one line on stderr naming the input line (or document)
-and the field. Exit codes (`EXIT_CODES`): 0 done, 2 usage, 3 bad input, 4 bad settings or
-stage, 5 the model cannot be loaded, 6 the scorer failed, 1 any other crossrank error, 141
-(128 + SIGPIPE) when the reader of stdout went away (`| head -1`), quietly.
+unpaired surrogate in any field but the text) is one line on stderr naming the input line
+(or document) and the field. Exit codes (`EXIT_CODES`): 0 done, 2 usage, 3 bad input, 4 bad
+settings or stage, 5 the model cannot be loaded, 6 the scorer failed, 1 any other crossrank
+error, 141 (128 + SIGPIPE) when the reader of stdout went away (`| head -1`), quietly.
 """
 
 from __future__ import annotations
@@ -86,12 +86,15 @@ def _parse_json(text: str, where: str) -> Any:
         raise InputError(f"{where}: a number too long to read ({exc})") from None
 
 
-def _surrogate_field(value: Any, path: str = "") -> str | None:
-    """The first field path (`metadata.title`, `tags[2]`) whose string holds an unpaired
-    surrogate, which cannot be written out as UTF-8; None when there is none."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+def _surrogate_field(value: Any, text_field: str | None = None) -> str | None:
+    """The first field path (`metadata.title`, `tags[2]`) but `text_field` whose string holds
+    an unpaired surrogate, which cannot be written out as UTF-8; None when there is none. The
+    text field is left to the reranker's own rule (a `DocumentError`, or `on_unreadable`)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, where = stack.pop()
+        if where and where == text_field:
+            continue
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
@@ -108,8 +111,8 @@ def _surrogate_field(value: Any, path: str = "") -> str | None:
     return None
 
 
-def _check_document(doc: Any, where: str) -> Any:
-    field = _surrogate_field(doc)
+def _check_document(doc: Any, where: str, text_field: str | None) -> Any:
+    field = _surrogate_field(doc, text_field)
     if field is not None:
         raise InputError(
             f"{where}: field {field!r} holds an unpaired surrogate (a \\ud800-\\udfff escape "
@@ -118,9 +121,10 @@ def _check_document(doc: Any, where: str) -> Any:
     return doc
 
 
-def read_documents(stream: TextIO | Any, name: str) -> list[Any]:
+def read_documents(stream: TextIO | Any, name: str, text_field: str | None = None) -> list[Any]:
     """Documents from a JSON list (or {"documents": [...]}), or from JSON Lines (one object
-    per line; a single line is one document)."""
+    per line; a single line is one document). `text_field` (the document_field) is exempt
+    from the lone-surrogate check: the reranker's text rule decides about it."""
     raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(raw, bytes):
         try:
@@ -144,13 +148,13 @@ def read_documents(stream: TextIO | Any, name: str) -> list[Any]:
             data = data["documents"] if isinstance(data.get("documents"), list) else [data]
         if not isinstance(data, list):
             raise InputError(f"{name}: expected a JSON list of documents or JSON Lines")
-        return [_check_document(d, f"{name}, document {i}") for i, d in enumerate(data)]
+        return [_check_document(d, f"{name}, document {i}", text_field) for i, d in enumerate(data)]
     docs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{name}, line {number}"
-        docs.append(_check_document(_parse_json(line, where), where))
+        docs.append(_check_document(_parse_json(line, where), where, text_field))
     return docs
 
 
@@ -178,9 +182,11 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
     previous stage's score field, whose value is kept in `original_score`.
     """
     fields = result.contract_fields()
-    for name in ("truncated", "best_chunk"):  # long-document facts, when known
+    for name in ("truncated", "best_chunk", "unreadable"):  # facts, when known
         if getattr(result, name) is not None:
             fields[name] = getattr(result, name)
+    if result.unreadable is not None:
+        fields["score"] = None  # JSON has no -inf: an unscored document (--on-unreadable last)
     doc = result.document
     if nest or not isinstance(doc, dict):
         return {"document": doc, **fields}
@@ -192,6 +198,19 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
                 "each document whole under 'document'"
             )
     return {**doc, **fields}
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One output line: UTF-8 as it reads, or \\u escapes where a document's text holds a lone
+    surrogate (a bad decode upstream, ranked with on_unreadable) that UTF-8 cannot encode, so
+    nothing is lost; NaN and infinities, which JSON lacks, as null (`json_safe`)."""
+    record = json_safe(record)
+    line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record, allow_nan=False)
+    return line
 
 
 def _progress_callback(total: int) -> Any:
@@ -210,6 +229,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         "original_score_field": args.original_score_field,
         "batch_size": args.batch_size,
         "device": args.device,
+        "on_unreadable": args.on_unreadable,
     }
     if args.top_k is not None:
         settings["top_k"] = args.top_k
@@ -222,11 +242,11 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     settings.update(_long_document_settings(args))
     reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
     if args.input == "-":
-        documents = read_documents(sys.stdin, "stdin")
+        documents = read_documents(sys.stdin, "stdin", reranker.config.document_field)
     else:
         try:
             with open(args.input, "rb") as f:
-                documents = read_documents(f, args.input)
+                documents = read_documents(f, args.input, reranker.config.document_field)
         except OSError as exc:
             raise InputError(f"{args.input}: cannot be read ({exc.strerror or exc})") from None
     update, bar = _progress_callback(len(documents))
@@ -237,11 +257,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
             bar.close()
     # Build every record first: a collision error must not leave a half-written output.
     lines = [
-        json.dumps(
-            json_safe(output_record(r, reranker.config.original_score_field, args.nest)),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
+        _json_line(output_record(r, reranker.config.original_score_field, args.nest))
         for r in results
     ]
     if args.output:
@@ -465,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--on-unreadable",
+        choices=["raise", "skip", "last"],
+        default="raise",
+        help="a document with no readable text: raise (default: stop with an error naming it), "
+        "skip (leave it out, named in a warning) or last (after the scored ones, score null, "
+        "its problem in 'unreadable')",
+    )
     p.add_argument(
         "--nest",
         action="store_true",
