@@ -207,7 +207,7 @@ class Reranker:
                         index=exc.index,
                         document_id=exc.document_id,
                         field=exc.field,
-                    ) from None
+                    ) from exc.__cause__  # what the document's own code raised, if anything
                 unreadable[i] = str(exc)
                 slots.append(None)
                 previous.append(_previous_or_none(doc, field, i, doc_id))
