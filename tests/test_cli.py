@@ -139,7 +139,7 @@ def test_help_explains_every_option():
 def test_no_query_asks_for_the_query_option(tmp_path, capsys):
     source = tmp_path / "c.json"
     source.write_text(json.dumps(CANDIDATES))
-    assert main(["rerank", "-i", str(source)]) == 1
+    assert main(["rerank", "-i", str(source)]) == EXIT_USAGE  # a missing flag
     err = capsys.readouterr().err
     assert "--query" in err and "rerank()" not in err
 

@@ -242,7 +242,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     settings.update(_long_document_settings(args))
     reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
     if args.query is None and reranker.config.query is None:  # before waiting on stdin
-        raise InputError(
+        raise UsageError(
             'no query: pass --query "..." (or a --stage whose parameters include a query)'
         )
     if args.input == "-":
