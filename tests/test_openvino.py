@@ -294,7 +294,7 @@ def test_trained_model_default_is_exact(trained_model, cranfield_pairs):
 
 
 def test_the_cli_passes_backend_and_dtype_through(tiny_model, tmp_path, capsys):
-    from crossrank.cli import main
+    from crossrank.cli import EXIT_CONFIG, main
 
     source = tmp_path / "candidates.jsonl"
     source.write_text("\n".join(json.dumps({"id": i, "content": d}) for i, d in
@@ -310,7 +310,7 @@ def test_the_cli_passes_backend_and_dtype_through(tiny_model, tmp_path, capsys):
         [r["score"] for r in outputs["torch"]], [r["score"] for r in outputs["openvino"]], atol=1e-4
     )
     assert main(["rerank", "-q", "lift", "-i", str(source), "--backend", "openvino",
-                 "--dtype", "float16"]) == 1  # fmt: skip
+                 "--dtype", "float16"]) == EXIT_CONFIG  # fmt: skip
     assert "float32 or bfloat16" in capsys.readouterr().err
 
 
