@@ -33,6 +33,11 @@ LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8"]
+# crossrank.models.families.MODEL_FAMILIES (a test keeps the two equal; the config module does
+# not import the model code).
+ModelFamily = Literal[
+    "auto", "sequence-classification", "qwen3-reranker", "bge-reranker-gemma", "mxbai-rerank-v2"
+]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -95,6 +100,22 @@ class RerankConfig(BaseModel):
     activation: Activation = Field(default="default", description="See the class docstring.")
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    model_family: ModelFamily = Field(
+        default="auto",
+        description=(
+            "How the model reads a pair and yields a score: auto (detected from the model's "
+            "class and name), sequence-classification, or a causal-LM reranker's prompt "
+            "(qwen3-reranker, bge-reranker-gemma, mxbai-rerank-v2); see README, Models."
+        ),
+    )
+    instruction: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Task instruction for rerankers that take one (qwen3-reranker, mxbai-rerank-v2; "
+            "the prompt of bge-reranker-gemma); None uses the model card's default."
+        ),
     )
     allow_pickle_weights: bool = Field(
         default=False,
@@ -217,6 +238,22 @@ class RerankConfig(BaseModel):
                 "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
                 "tokenizer name or folder matching the scorer's model) to split documents into "
                 "windows; set max_length too unless the tokenizer declares its limit"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_family(self) -> RerankConfig:
+        if self.scorer is not None and (
+            self.model_family != "auto" or self.instruction is not None
+        ):
+            raise ValueError(
+                "model_family and instruction apply to the built-in model scorer only; a "
+                "custom scorer formats pairs itself, so leave them unset"
+            )
+        if self.instruction is not None and self.model_family == "sequence-classification":
+            raise ValueError(
+                "instruction is set, but model_family='sequence-classification' takes no "
+                "instruction (the model reads the query and the document only); leave it unset"
             )
         return self
 

@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from crossrank import DEFAULT_MODEL, RankedDocument, RerankConfig, Reranker
-from crossrank.config import ENGINE_SETTINGS, Activation, DType
+from crossrank.config import ENGINE_SETTINGS, Activation, DType, ModelFamily
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import RetrieverLike
@@ -156,6 +156,13 @@ class CrossRankReranker(BaseDocumentCompressor):
 
     trust_remote_code: bool = False
     """Let a model repository run its own Python code (only when you trust it)."""
+
+    model_family: ModelFamily = "auto"
+    """How the model reads a pair: ``auto`` (detected), ``sequence-classification``,
+    ``qwen3-reranker``, ``bge-reranker-gemma``, ``mxbai-rerank-v2``."""
+
+    instruction: str | None = None
+    """Task instruction for rerankers that take one; None: the model card's default."""
 
     allow_pickle_weights: bool = False
     """Load pickle weights (``pytorch_model.bin``) of a model without safetensors (trusted only)."""

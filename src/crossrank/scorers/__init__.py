@@ -58,6 +58,8 @@ def make_scorer(config: Any) -> Any:
             activation=config.activation,
             trust_remote_code=config.trust_remote_code,
             allow_pickle_weights=config.allow_pickle_weights,
+            model_family=config.model_family,
+            instruction=config.instruction,
             backend=config.backend,
             quantize=config.quantize,
             token_budget=config.token_budget,

@@ -88,6 +88,15 @@ class CrossRankRerank(BaseNodePostprocessor):
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
     )
+    model_family: str = Field(
+        default="auto",
+        description="auto (detected), sequence-classification, qwen3-reranker, "
+        "bge-reranker-gemma or mxbai-rerank-v2: how the model reads a pair.",
+    )
+    instruction: str | None = Field(
+        default=None,
+        description="Task instruction for rerankers that take one; None: the card's default.",
+    )
     allow_pickle_weights: bool = Field(
         default=False,
         description="Allow pickle weights (pytorch_model.bin) when a model has no safetensors; "
