@@ -543,3 +543,52 @@ def test_onnx_exports_the_causal_scoring_module(qwen3, mxbai, tmp_path, monkeypa
         exact = ModelScorer(folder, device="cpu").score(pairs)
         onnx = ModelScorer(folder, device="cpu", backend="onnx", token_budget=700).score(pairs)
         np.testing.assert_allclose(onnx, exact, rtol=0, atol=1e-4)
+
+
+# -- the settings go where the stage contract goes ----------------------------------------------
+
+
+def test_cli_passes_model_family_and_instruction(unnamed_causal, tmp_path):
+    import json
+
+    from crossrank.cli import main
+
+    texts = ["a giant panda eats bamboo", "bears live in forests", "china"]
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps({"id": i, "content": t}) + "\n" for i, t in enumerate(texts))
+    )
+    out = tmp_path / "out.jsonl"
+    args = ["rerank", "-q", "what is a panda?", "-i", str(source), "-o", str(out)]
+    args += ["-m", unnamed_causal, "--device", "cpu"]
+    code = main([*args, "--model-family", "qwen3-reranker", "--instruction", "Rank by animals"])
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    expected, _, _ = qwen3_card(
+        unnamed_causal, [("what is a panda?", t) for t in texts], "Rank by animals"
+    )
+    assert {r["id"]: r["score"] for r in rows} == pytest.approx(dict(enumerate(expected)), abs=1e-5)
+    assert main(args) != 0  # without --model-family the unnamed causal LM is refused
+
+
+def test_stage_parameters_take_model_family_and_instruction(unnamed_causal):
+    stage = {
+        "stage_type": "sort",
+        "stage_id": "rerank",
+        "parameters": {
+            "inference_name": unnamed_causal,
+            "model_family": "qwen3-reranker",
+            "instruction": "Rank by animals",
+            "device": "cpu",
+        },
+    }
+    reranker = Reranker.from_stage(stage)
+    assert reranker.config.model_family == "qwen3-reranker"
+    ranked = reranker.rerank("what is a panda?", ["a panda", "a bear"])
+    expected, _, _ = qwen3_card(
+        unnamed_causal,
+        [("what is a panda?", "a panda"), ("what is a panda?", "a bear")],
+        "Rank by animals",
+    )
+    assert sorted(r.score for r in ranked) == pytest.approx(sorted(expected), abs=1e-5)
+    assert reranker.to_stage()["parameters"]["instruction"] == "Rank by animals"
