@@ -158,24 +158,27 @@ def token_counter(config: Any, scorer: Any) -> TokenCounter | None:
 
     `tokenizer` in the config wins (its limit: `max_length`, else the tokenizer's declared
     one); otherwise the built-in model scorer's loaded model supplies both (`max_length` in
-    the config has already set the model's limit). A custom scorer without `tokenizer` has
-    none.
+    the config has already set the model's limit, and the model's family may cap it at its
+    card's length). With the model scorer, the pair's non-document tokens are the family's
+    count either way. A custom scorer without `tokenizer` has none.
     """
-    if config.tokenizer is not None:
-        return _named_counter(config.tokenizer, config.max_length)
     from crossrank.models import ModelScorer
 
-    if isinstance(scorer, ModelScorer):
-        # The model's family says how long its prompt around the document is (a causal-LM
-        # reranker's template, instruction and query all count against the window), and the
-        # pair limit it scores at.
-        family = scorer.family
-        return dataclasses.replace(
-            _model_counter(scorer.model.cross_encoder),
-            max_length=scorer.max_length,
-            prompt_tokens=functools.partial(family.prompt_tokens, instruction=scorer.instruction),
+    model = scorer if isinstance(scorer, ModelScorer) else None
+    if config.tokenizer is not None:
+        counter = _named_counter(config.tokenizer, config.max_length)
+    elif model is not None:
+        counter = dataclasses.replace(
+            _model_counter(model.model.cross_encoder), max_length=model.max_length
         )
-    return None
+    else:
+        return None
+    if model is None:
+        return counter
+    # The model's family says how long its prompt around the document is: a causal-LM
+    # reranker's template, instruction and query all count against the window.
+    count = functools.partial(model.family.prompt_tokens, instruction=model.instruction)
+    return dataclasses.replace(counter, prompt_tokens=count)
 
 
 # -- windows and pooling ------------------------------------------------------------------------
