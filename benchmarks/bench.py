@@ -309,6 +309,7 @@ def build_causal_model(folder: Path, tokenizer_from: str) -> str:
     tok.add_special_tokens(
         {"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]}
     )
+    tok.model_max_length = 8192  # the card's length, not the MiniLM tokenizer's 256
     config = Qwen3Config(
         vocab_size=151_936,
         hidden_size=1024,
