@@ -169,7 +169,10 @@ class ModelScorer:
         if runner is not None:
             return runner
         loaded = self.model
-        with _lock_for(_forward_locks, loaded):  # one export / set-up at a time per model
+        # One export / set-up at a time per model; the tokenizer lock too, because building
+        # a scoring module reads the tokenizer (answer token ids, input names) and a fast
+        # tokenizer must not run on two threads at once.
+        with _lock_for(_forward_locks, loaded), _lock_for(_tokenizer_locks, loaded):
             runner = _runners.get(key)
             if runner is None:
                 _set_num_threads(self.num_threads)
