@@ -43,15 +43,20 @@ class BgeRerankerGemma(CausalLMReranker):
         self, tokenizer: Any, pairs: Sequence[Pair], instruction: str | None
     ) -> list[Segments]:
         prompt = DEFAULT_PROMPT if instruction is None else instruction
-        sep, prompt_ids, marker = token_ids(tokenizer, ["\n", prompt, "B:"])
+        sep, marker = token_ids(tokenizer, ["\n", "B:"])
+        (prompt_ids,) = token_ids(tokenizer, [prompt], untrusted=instruction is not None)
         bos = tokenizer.bos_token_id
         # FlagLLMReranker: the bos token only when there is one distinct from padding.
         start = [bos] if bos is not None and bos != tokenizer.pad_token_id else []
         queries = list(dict.fromkeys(q for q, _ in pairs))
         query_ids = dict(
-            zip(queries, token_ids(tokenizer, [f"A: {q}" for q in queries]), strict=True)
+            zip(
+                queries,
+                token_ids(tokenizer, [f"A: {q}" for q in queries], untrusted=True),
+                strict=True,
+            )
         )
-        passages = token_ids(tokenizer, [f"B: {d}" for _, d in pairs])
+        passages = token_ids(tokenizer, [f"B: {d}" for _, d in pairs], untrusted=True)
         return [
             Segments(start + query_ids[q] + sep, passage, sep + prompt_ids, len(marker))
             for (q, _), passage in zip(pairs, passages, strict=True)

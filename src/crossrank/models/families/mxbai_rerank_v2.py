@@ -62,8 +62,8 @@ class MxbaiRerankV2(CausalLMReranker):
         texts = [f"query: {q}" for q in queries]
         if instruction:  # the card adds the instruction line only when one is given
             texts = [f"instruction: {instruction}\n{t}" for t in texts]
-        query_ids = dict(zip(queries, token_ids(tokenizer, texts), strict=True))
-        documents = token_ids(tokenizer, [f"document: {d}" for _, d in pairs])
+        query_ids = dict(zip(queries, token_ids(tokenizer, texts, untrusted=True), strict=True))
+        documents = token_ids(tokenizer, [f"document: {d}" for _, d in pairs], untrusted=True)
         return [
             Segments(prefix + query_ids[q] + sep, doc, sep + task + suffix, len(marker))
             for (q, _), doc in zip(pairs, documents, strict=True)

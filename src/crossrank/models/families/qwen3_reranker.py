@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from crossrank.errors import ModelLoadError
 from crossrank.models.families.causal_lm import CausalLMReranker, Segments, token_ids
 
 if TYPE_CHECKING:
@@ -49,8 +50,6 @@ class Qwen3Reranker(CausalLMReranker):
         # The card: tokenizer.convert_tokens_to_ids("yes") / ("no"), the tokens themselves.
         token_id = tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == tokenizer.unk_token_id:
-            from crossrank.errors import ModelLoadError
-
             raise ModelLoadError(
                 f"the tokenizer has no {token!r} token, which a {self.name} model answers with; "
                 "is this a Qwen3-Reranker folder? Set model_family to the model's family"
@@ -64,9 +63,13 @@ class Qwen3Reranker(CausalLMReranker):
         prefix, suffix = token_ids(tokenizer, [PREFIX, SUFFIX])
         bodies = [BODY.format(instruction=instruction, query=q, doc=d) for q, d in pairs]
         heads = {q: BODY.format(instruction=instruction, query=q, doc="") for q, _ in pairs}
-        head_ids = dict(zip(heads, token_ids(tokenizer, list(heads.values())), strict=True))
+        head_ids = dict(
+            zip(heads, token_ids(tokenizer, list(heads.values()), untrusted=True), strict=True)
+        )
         return [
             # A head's last token can merge with the document's first one, hence the -1.
             Segments(prefix, body, suffix, max(len(head_ids[q]) - 1, 0))
-            for (q, _), body in zip(pairs, token_ids(tokenizer, bodies), strict=True)
+            for (q, _), body in zip(
+                pairs, token_ids(tokenizer, bodies, untrusted=True), strict=True
+            )
         ]
