@@ -302,14 +302,26 @@ def build_causal_model(folder: Path, tokenizer_from: str) -> str:
     """
     if (folder / "config.json").is_file():
         return str(folder)
-    import torch
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+    import copy
 
-    tok = AutoTokenizer.from_pretrained(tokenizer_from)
+    import torch
+    from tokenizers import processors
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    wordpiece = AutoTokenizer.from_pretrained(tokenizer_from)
+    inner = copy.deepcopy(wordpiece._tokenizer)
+    # Like Qwen's tokenizer, add no [CLS]/[SEP] around a text or a pair (CrossEncoder.predict
+    # tokenizes its pairs with them otherwise, and would read a different prompt).
+    inner.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=inner,
+        pad_token=wordpiece.pad_token,
+        unk_token=wordpiece.unk_token,
+        model_max_length=8192,  # the card's length, not the MiniLM tokenizer's 256
+    )
     tok.add_special_tokens(
         {"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]}
     )
-    tok.model_max_length = 8192  # the card's length, not the MiniLM tokenizer's 256
     config = Qwen3Config(
         vocab_size=151_936,
         hidden_size=1024,
