@@ -423,9 +423,12 @@ def test_a_family_that_does_not_fit_the_model_is_refused(qwen3, tiny_model):
         ModelScorer(qwen3, device="cpu", model_family="sequence-classification").score([("q", "d")])
 
 
-def test_minicpm_layerwise_is_refused_before_loading():
-    with pytest.raises(ModelLoadError, match="minicpm-layerwise is not supported"):
-        Reranker(model="BAAI/bge-reranker-v2-minicpm-layerwise").rerank("q", ["d"])
+@pytest.mark.parametrize(
+    "name", ["BAAI/bge-reranker-v2-minicpm-layerwise", "BAAI/bge-reranker-v2.5-gemma2-lightweight"]
+)
+def test_layerwise_bge_rerankers_are_refused_before_loading(name):
+    with pytest.raises(ModelLoadError, match="is not supported: it runs its own model code"):
+        Reranker(model=name).rerank("q", ["d"])
 
 
 def test_model_family_setting_lists_every_family():

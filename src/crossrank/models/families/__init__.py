@@ -46,12 +46,18 @@ UNSUPPORTED = {
         "which no crossrank family reads. Use BAAI/bge-reranker-v2-gemma or "
         "Qwen/Qwen3-Reranker-0.6B, or serve it with FlagEmbedding behind an endpoint scorer"
     ),
+    re.compile(r"gemma2-lightweight", re.I): (
+        "bge-reranker-v2.5-gemma2-lightweight is not supported: it runs its own model code "
+        "(trust_remote_code) and scores from chosen layers with token compression "
+        "(cutoff_layers, compress_ratio), which no crossrank family reads. Use "
+        "BAAI/bge-reranker-v2-gemma, or serve it with FlagEmbedding behind an endpoint scorer"
+    ),
 }
 
 # (family, the name pattern, the model_type values it must have)
 _CAUSAL_RULES = (
     ("qwen3-reranker", re.compile(r"qwen3-reranker", re.I), ("qwen3",)),
-    ("bge-reranker-gemma", re.compile(r"bge-reranker", re.I), ("gemma", "gemma2")),
+    ("bge-reranker-gemma", re.compile(r"bge-reranker", re.I), ("gemma",)),
     ("mxbai-rerank-v2", re.compile(r"mxbai-rerank", re.I), ("qwen2",)),
 )
 
