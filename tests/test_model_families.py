@@ -455,6 +455,12 @@ def test_instruction_is_refused_where_the_family_takes_none(tiny_model):
         RerankConfig(scorer="http://127.0.0.1:9/score", instruction="find answers")
 
 
+@pytest.mark.parametrize("bad", [" \u200b ", "ok \ud800"])
+def test_an_unreadable_instruction_is_refused(bad):
+    with pytest.raises(ValueError, match="instruction"):
+        RerankConfig(instruction=bad)
+
+
 def test_instruction_changes_the_score_and_is_cached_apart(qwen3):
     pairs = make_pairs(4)
     plain = ModelScorer(qwen3, device="cpu", cache_size=10).score(pairs)
