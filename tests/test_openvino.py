@@ -328,3 +328,16 @@ def test_stage_parameters_carry_backend_and_dtype(tiny_model):
     stage["parameters"]["quantize"] = "int8"
     with pytest.raises(ValueError, match="crossrank quantize"):
         Reranker.from_stage(stage)
+
+
+@pytest.mark.parametrize("family", ["qwen3-reranker", "bge-reranker-gemma", "mxbai-rerank-v2"])
+def test_causal_lm_families_convert_and_match_torch(family, tmp_path):
+    """Left-padded, last-token scoring modules convert exactly (traced with eager attention)."""
+    from crossrank.testing import build_tiny_causal_reranker
+
+    folder = str(build_tiny_causal_reranker(tmp_path / family, family))
+    pairs = make_pairs(6, seed=13)  # different lengths: the batch is left-padded
+    expected = ModelScorer(folder, model_family=family, backend="torch").score(pairs)
+    scorer = ModelScorer(folder, model_family=family)
+    assert isinstance(scorer.runner, OpenVinoRunner)  # it passed auto's self-check
+    np.testing.assert_allclose(scorer.score(pairs), expected, rtol=0, atol=1e-4)
