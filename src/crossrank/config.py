@@ -233,6 +233,14 @@ class RerankConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_hosted_model(self) -> RerankConfig:
+        # A hosted model (cohere-rerank-v3) takes no local model settings; see scorers/hosted.py.
+        from crossrank.scorers.hosted import check_hosted_settings
+
+        check_hosted_settings(self)
+        return self
+
     @field_serializer("scorer")
     def _serialise_scorer(self, value: Any) -> str | None:
         if value is None or isinstance(value, str):

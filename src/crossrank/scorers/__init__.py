@@ -6,6 +6,7 @@ from typing import Any
 
 from crossrank.scorers.base import CallableScorer, Pair, Scorer, check_scores
 from crossrank.scorers.cohere import CohereScorer
+from crossrank.scorers.hosted import CohereRerankApi, hosted_model, hosted_scorer
 from crossrank.scorers.http import DEFAULT_API_KEY_ENV, HttpScorer
 from crossrank.scorers.registry import (
     register_scorer,
@@ -17,6 +18,7 @@ from crossrank.scorers.tei import TeiScorer
 
 __all__ = [
     "CallableScorer",
+    "CohereRerankApi",
     "CohereScorer",
     "CrossEncoderScorer",
     "HttpScorer",
@@ -47,6 +49,9 @@ def make_scorer(config: Any) -> Any:
     """The scorer a `RerankConfig` asks for: its custom `scorer` if set, else its `model`."""
     custom = config.scorer
     if custom is None:
+        hosted = hosted_model(config.model)
+        if hosted is not None:  # e.g. cohere-rerank-v3: the provider's API, not a local model
+            return hosted_scorer(hosted, config)
         from crossrank.models import ModelScorer
 
         return ModelScorer(
