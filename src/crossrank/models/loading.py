@@ -3,8 +3,8 @@
 `load_model(key)` returns the shared `LoadedModel` for a `ModelKey`, loading it on first use
 (once, even when many threads ask at the same time). `_construct` turns every way loading
 fails (no weights, pickle-only weights, a tokenizer that does not match the weights, custom
-code not trusted, an unreachable hub) into a `ModelLoadError` at load time, before any pair is
-scored.
+code not trusted, an unreachable hub, weights too large for the device's free memory) into a
+`ModelLoadError` at load time, before any pair is scored.
 
 Every family loads through `sentence_transformers.CrossEncoder`: it reads sequence-
 classification heads and causal LMs alike (and a model's saved activation), so the checks
@@ -201,6 +201,92 @@ def _check_loaded(model: Any, key: ModelKey, where: str) -> None:
         )
 
 
+# -- memory: weights that cannot fit are refused before loading starts ---------------------------
+
+_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}  # safetensors dtype names
+_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2}
+_BYTES.update({"I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1})
+
+
+def weight_bytes(folder: Path, dtype: str) -> int | None:
+    """Bytes the weights in `folder` take once loaded in `dtype`, or None when unknown.
+
+    From the safetensors headers (no tensor is read): floating-point tensors become `dtype`,
+    as transformers casts them; others keep their stored size. Without safetensors, the
+    pickle files' size on disk (their stored dtype cannot be known without unpickling).
+    """
+    files = sorted(folder.glob("*.safetensors"))  # one file, or every shard
+    if files:
+        from safetensors import safe_open
+
+        itemsize = torch_dtype(dtype).itemsize
+        total = 0
+        for path in files:
+            with safe_open(str(path), framework="np") as weights:
+                for name in weights.keys():  # noqa: SIM118 - a safetensors handle, not a dict
+                    tensor = weights.get_slice(name)
+                    count = 1
+                    for dim in tensor.get_shape():
+                        count *= dim
+                    stored = tensor.get_dtype()
+                    total += count * (itemsize if stored in _FLOAT_DTYPES else _BYTES[stored])
+        return total
+    pickles = [p for p in folder.glob("*") if p.is_file() and p.suffix in _PICKLE_SUFFIXES]
+    return sum(p.stat().st_size for p in pickles) or None
+
+
+def available_memory(device: str) -> tuple[int, str] | None:
+    """(bytes free for weights on `device`, how that was measured), or None when unknown."""
+    try:
+        if device.startswith("cuda"):
+            import torch
+
+            free, _total = torch.cuda.mem_get_info(torch.device(device))
+            return int(free), f"free on {device}"
+        if device in ("cpu", "mps"):  # Apple GPUs share the system's memory
+            import psutil
+
+            return int(psutil.virtual_memory().available), "of available RAM"
+    except Exception:  # no such device, no driver: loading will say so itself
+        return None
+    return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def check_memory(key: ModelKey, folder: Path) -> None:
+    """A `ModelLoadError`, before loading starts, when the weights cannot fit on the device.
+
+    Only the weights are counted, not the activations of a batch: a model refused here can
+    certainly not run, and one let through may still need a smaller `batch_size`.
+    """
+    needed = weight_bytes(folder, key.dtype)
+    measured = available_memory(key.device)
+    if needed is None or measured is None or needed <= measured[0]:
+        return
+    available, how = measured
+    advice = []
+    if key.dtype == "float32":
+        half = weight_bytes(folder, "bfloat16") or needed // 2
+        advice.append(f"load it in bfloat16 (dtype='bfloat16': {_size(half)})")
+    advice.append("pick a smaller model")
+    if key.device.startswith("cuda"):
+        advice.append("free GPU memory or use a GPU with more of it")
+    else:
+        advice.append("run it on a GPU with enough memory (device='cuda')")
+    raise ModelLoadError(
+        f"cross-encoder {key.name!r} does not fit: its weights need {_size(needed)} in "
+        f"{key.dtype} on {key.device}, and there is only {_size(available)} {how}. "
+        f"Nothing was loaded. To run it: {'; '.join(advice)}."
+    )
+
+
 def _remote_code_hint(exc: Exception) -> str:
     if "trust_remote_code" in str(exc):
         return (
@@ -256,6 +342,7 @@ def _construct(key: ModelKey) -> Any:
     if is_folder:
         where = repr(str(folder.resolve()))
         _check_folder(folder, key)
+        check_memory(key, folder)
         try:
             model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
         except Exception as exc:  # a folder that is not a usable model
@@ -267,6 +354,9 @@ def _construct(key: ModelKey) -> Any:
             ) from exc
         _check_loaded(model, key, f"folder {where}")
         return model
+    snapshot = _cached_snapshot(key.name)
+    if snapshot is not None:
+        check_memory(key, snapshot)
     try:  # a hub id already in the local cache loads without the network
         model = CrossEncoder(key.name, local_files_only=True, **kwargs)
     except Exception as cached_exc:
