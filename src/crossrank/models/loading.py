@@ -287,12 +287,74 @@ def check_memory(key: ModelKey, folder: Path) -> None:
     )
 
 
+# -- custom model code: what trust_remote_code allows ----------------------------------------------
+
+# Hub rerankers known to ship their own modelling code. Offline, a model that is not cached has
+# no config.json to read, so this list is how its need for trust_remote_code is known at once.
+REMOTE_CODE_MODELS = frozenset(
+    {
+        "jinaai/jina-reranker-v2-base-multilingual",
+        "jinaai/jina-reranker-v1-turbo-en",
+        "jinaai/jina-reranker-v1-tiny-en",
+    }
+)
+# The auto_map entries that replace the model itself (a custom tokenizer alone is not refused).
+_MODEL_CLASSES = ("AutoModelForSequenceClassification", "AutoModelForCausalLM", "AutoModel")
+
+REMOTE_CODE_ALLOWS = (
+    "With trust_remote_code=True, transformers imports that code and runs it in this process, "
+    "with your user's permissions: it can read and write files, use the network and start "
+    "programs, every time the model loads. crossrank never runs a model's code unless you pass "
+    "trust_remote_code=True; do that only for a model whose code you have read or whose source "
+    "you trust (and pin the revision you read)."
+)
+
+
+def remote_code_files(folder: Path) -> list[str]:
+    """The Python files a model folder's config.json maps its model classes to (`auto_map`)."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no or broken config: loading reports it
+        return []
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict) or not any(c in auto_map for c in _MODEL_CLASSES):
+        return []
+    files = []
+    for ref in auto_map.values():
+        for item in ref if isinstance(ref, list) else [ref]:
+            if isinstance(item, str) and "." in item:  # "[repo--]module.Class"
+                module = item.split("--")[-1].rsplit(".", 1)[0]
+                files.append(module.replace(".", "/") + ".py")
+    return sorted(set(files))
+
+
+def check_remote_code(key: ModelKey, folder: Path | None) -> None:
+    """A `ModelLoadError`, before loading, for a model that ships its own code, untrusted.
+
+    Refused even when transformers has a built-in class of the same `model_type`: it would load
+    the weights into that class, which is not the model its authors built (jina-reranker-v1's
+    ALiBi attention in a plain BERT), and score silently wrong.
+    """
+    if key.trust_remote_code:
+        return
+    files = remote_code_files(folder) if folder is not None else []
+    if not files and key.name not in REMOTE_CODE_MODELS:
+        return
+    what = f"its own Python code ({', '.join(files)})" if files else "its own Python code"
+    raise ModelLoadError(
+        f"cross-encoder {key.name!r} needs trust_remote_code=True: it ships {what}, which "
+        f"builds the model in place of transformers' classes. {REMOTE_CODE_ALLOWS} "
+        "Nothing was loaded."
+    )
+
+
 def _remote_code_hint(exc: Exception) -> str:
     if "trust_remote_code" in str(exc):
         return (
-            " This model needs its own Python code (trust_remote_code). crossrank does not "
-            "run a model's code unless you pass trust_remote_code=True; do that only for a "
-            "model whose code you have read or whose source you trust."
+            f" This model needs its own Python code: pass trust_remote_code=True. "
+            f"{REMOTE_CODE_ALLOWS}"
         )
     return ""
 
@@ -342,6 +404,7 @@ def _construct(key: ModelKey) -> Any:
     if is_folder:
         where = repr(str(folder.resolve()))
         _check_folder(folder, key)
+        check_remote_code(key, folder)
         check_memory(key, folder)
         try:
             model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
@@ -355,6 +418,7 @@ def _construct(key: ModelKey) -> Any:
         _check_loaded(model, key, f"folder {where}")
         return model
     snapshot = _cached_snapshot(key.name)
+    check_remote_code(key, snapshot)
     if snapshot is not None:
         check_memory(key, snapshot)
     try:  # a hub id already in the local cache loads without the network
