@@ -53,7 +53,10 @@ class RerankConfig(BaseModel):
     model: str = Field(
         default=DEFAULT_MODEL,
         min_length=1,
-        description="Hugging Face cross-encoder name or local folder.",
+        description=(
+            "Hugging Face cross-encoder name or local folder, or a hosted model such as "
+            "cohere-rerank-v3 (scorers/hosted.py)."
+        ),
     )
     scorer: Any = Field(
         default=None,
@@ -132,7 +135,8 @@ class RerankConfig(BaseModel):
     scorer_api_key_env: str | None = Field(
         default=None,
         description="Environment variable holding an endpoint scorer's API key "
-        "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
+        "(default CROSSRANK_SCORER_API_KEY, or CO_API_KEY for a hosted Cohere model); the key "
+        "itself is never stored or printed.",
     )
     backend: Backend = Field(
         default="torch",
