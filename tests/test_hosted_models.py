@@ -96,7 +96,8 @@ async def test_async_rerank_and_requests_of_100_documents(cohere, monkeypatch):
     monkeypatch.setenv("CO_API_KEY", KEY)
     texts = [f"doc {i} {'reranking ' * (i % 7)}{'encoder' if i % 3 else ''}" for i in range(250)]
     ranked = await Reranker.from_stage(stage()).arerank(QUERY, texts)
-    assert [len(b["documents"]) for b in cohere.bodies] == [100, 100, 50]
+    # sent concurrently, so in any order
+    assert sorted(len(b["documents"]) for b in cohere.bodies) == [50, 100, 100]
     scores = {r.index: r.score for r in ranked}
     assert [scores[i] for i in range(250)] == [pytest.approx(cohere_score(QUERY, t)) for t in texts]
 
