@@ -189,10 +189,10 @@ class CohereRerankApi(CohereScorer):
             )
             raise ConfigError(
                 f"Cohere's rerank API ({api_model}) needs an API key, and {source} is "
-                f"{'empty' if api_key is not None else 'not set'}: {hint}, or pass api_key in "
-                "Python. Nothing was sent."
+                f"{'empty' if api_key is not None else 'not set'}: {hint}, or give the key in "
+                "Python (api_key=...). Nothing was sent."
             )
-        url, self.url_source = _base_url(base_url)
+        url, url_source = _base_url(base_url)
         super().__init__(
             url,
             model=api_model,
@@ -203,7 +203,9 @@ class CohereRerankApi(CohereScorer):
         )
         self.key_source = source
         self.max_tokens_per_doc = max_tokens_per_doc
-        self.name = f"Cohere rerank API ({api_model}) at {self.url}"
+        # Where the server came from is part of the name: an overridden one shows in every error.
+        via = f" (from {COHERE_URL_ENV})" if url_source.endswith(COHERE_URL_ENV) else ""
+        self.name = f"Cohere rerank API ({api_model}) at {self.url}{via}"
 
     def __repr__(self) -> str:  # never shows the Authorization header
         return f"CohereRerankApi(model={self.model!r}, url={self.url!r})"
