@@ -419,7 +419,7 @@ def _construct(key: ModelKey) -> Any:
         return model
     snapshot = _cached_snapshot(key.name)
     check_remote_code(key, snapshot)
-    if snapshot is not None:
+    if snapshot is not None:  # a model still to download has no size here to check
         check_memory(key, snapshot)
     try:  # a hub id already in the local cache loads without the network
         model = CrossEncoder(key.name, local_files_only=True, **kwargs)
