@@ -136,6 +136,13 @@ def test_the_key_can_come_from_the_variable_the_stage_names(cohere, monkeypatch)
     assert cohere.requests[0][1]["Authorization"] == f"Bearer {KEY}"
 
 
+def test_the_key_can_be_given_in_python(cohere):
+    reranker = Reranker(model="cohere-rerank-v3", api_key=KEY)  # CO_API_KEY is not set
+    assert len(reranker.rerank(QUERY, TEXTS)) == len(TEXTS)
+    assert cohere.requests[0][1]["Authorization"] == f"Bearer {KEY}"
+    assert KEY not in repr(reranker) + repr(vars(reranker)) + repr(reranker.scorer)
+
+
 # -- no key: refused before any request ---------------------------------------------------------
 
 

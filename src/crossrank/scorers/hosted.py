@@ -119,7 +119,10 @@ def check_hosted_settings(config: Any) -> None:
     model = hosted_model(config.model) if config.scorer is None else None
     if model is None:
         return
-    fields = type(config).model_fields
+    from crossrank.config import EngineSettings
+
+    # The engine's settings only: an integration's own fields (LangChain's top_n) are not ours.
+    fields = EngineSettings.model_fields
     local = [
         name
         for name in fields
@@ -240,7 +243,9 @@ class CohereRerankApi(CohereScorer):
 
 def hosted_scorer(model: HostedModel, config: Any, *, api_key: str | None = None) -> Any:
     """The scorer for a config naming a hosted model (`make_scorer` calls this)."""
-    batch_default = type(config).model_fields["batch_size"].default
+    from crossrank.config import EngineSettings
+
+    batch_default = EngineSettings.model_fields["batch_size"].default
     per_request = (
         config.batch_size if config.batch_size != batch_default else COHERE_DOCUMENTS_PER_REQUEST
     )
