@@ -12,6 +12,7 @@ imported, to prove whether they ran).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,10 +85,20 @@ def jina_like(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def modules_cache(tmp_path, monkeypatch):
-    """transformers copies a model's code into its modules cache: keep that out of ~/.cache."""
+    """transformers copies a model's code into its modules cache: keep that out of ~/.cache.
+
+    Its package `transformers_modules` is imported from the first cache a process used; an
+    earlier test's cache would shadow this one, so the package is imported afresh from here.
+    """
     from transformers import dynamic_module_utils
 
-    monkeypatch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path / "modules"))
+    cache = tmp_path / "modules"
+    cache.mkdir()
+    monkeypatch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(cache))
+    monkeypatch.syspath_prepend(str(cache))
+    for name in list(sys.modules):
+        if name == "transformers_modules" or name.startswith("transformers_modules."):
+            monkeypatch.delitem(sys.modules, name)
 
 
 def test_the_stage_name_resolves_to_jinas_model():
