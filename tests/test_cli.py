@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -126,6 +127,14 @@ def test_help_explains_every_option():
     assert "0-based" in result.stdout
 
 
+def test_no_query_asks_for_the_query_option(tmp_path, capsys):
+    source = tmp_path / "c.json"
+    source.write_text(json.dumps(CANDIDATES))
+    assert main(["rerank", "-i", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert "--query" in err and "rerank()" not in err
+
+
 def test_version_names_the_installed_package(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
@@ -162,6 +171,23 @@ def test_demo_reranks_the_sample(tiny_model):
     result = run_cli(["demo"], env_extra={"CROSSRANK_MODEL": tiny_model})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("judged relevant in top 3") == 6  # 5 queries and the total
+
+
+def test_demo_reports_truncation_once_in_its_own_words(tiny_model_short, capsys, caplog):
+    with caplog.at_level(logging.WARNING, logger="crossrank"):
+        assert main(["demo", "--model", tiny_model_short]) == 0
+    assert not caplog.records  # no per-query warning suggesting a setting demo cannot take
+    out = capsys.readouterr().out
+    [note] = [line for line in out.splitlines() if "candidates were longer" in line]
+    assert "32-token limit" in note and " of 50 candidates" in note
+    assert "crossrank demo --long-documents chunk" in note
+
+
+def test_demo_takes_the_setting_it_suggests(tiny_model, capsys, caplog):
+    with caplog.at_level(logging.WARNING, logger="crossrank"):
+        assert main(["demo", "--model", tiny_model, "--long-documents", "chunk"]) == 0
+    assert not caplog.records
+    assert "--long-documents chunk" not in capsys.readouterr().out  # nothing left to suggest
 
 
 @pytest.mark.trained_model

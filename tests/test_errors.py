@@ -7,6 +7,7 @@ import math
 import pytest
 
 from crossrank import (
+    ConfigError,
     CrossrankError,
     DocumentError,
     ModelLoadError,
@@ -71,10 +72,42 @@ def test_a_non_string_query_is_an_error():
         Reranker(scorer=constant).rerank(123, ["doc"])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("documents", ["a single string", {"content": "a dict"}])
+@pytest.mark.parametrize("documents", ["a single string", {"content": "a dict"}, None, 42])
 def test_documents_must_be_a_list(documents):
     with pytest.raises(TypeError, match="list of documents"):
         Reranker(scorer=constant).rerank("q", documents)
+
+
+async def test_documents_none_is_named_on_the_async_path_too():
+    with pytest.raises(TypeError, match="documents is None"):
+        await Reranker(scorer=constant).arerank("q", None)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"top_kk": 3}, "unknown setting 'top_kk' (did you mean 'top_k'?)"),
+        ({"modle": "x"}, "unknown setting 'modle' (did you mean 'model'?)"),
+        ({"batchsize": 8}, "unknown setting 'batchsize' (did you mean 'batch_size'?)"),
+        ({"zzz": 1}, "unknown setting 'zzz' (known settings: activation, "),
+        ({"top_k": 0}, "top_k=0: Input should be greater than 0"),
+        ({"device": "gpu"}, "device='gpu': device 'gpu' is not one of"),
+    ],
+)
+def test_a_bad_setting_is_a_config_error_naming_it(settings, message):
+    with pytest.raises(ConfigError) as info:
+        Reranker(**settings)
+    assert message in str(info.value)
+    assert isinstance(info.value, CrossrankError) and isinstance(info.value, ValueError)
+    with pytest.raises(ConfigError) as again:
+        Reranker(dict(settings))  # a settings mapping is checked the same way
+    assert message in str(again.value)
+
+
+def test_every_bad_setting_is_named_at_once():
+    with pytest.raises(ConfigError) as info:
+        Reranker(top_kk=3, batch_size=0)
+    assert "'top_kk'" in str(info.value) and "batch_size=0" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +161,21 @@ def test_a_hub_model_that_cannot_be_reached_says_which_where_and_what_to_do(monk
     assert "'no-such-org/no-such-reranker'" in message
     assert "HF_HUB_OFFLINE" in message
     assert "Hugging Face cache" in message
+    assert "the hub was not asked" in message and "and the hub." not in message
     assert "CROSSRANK_MODEL" in message and "local-dir" in message
+
+
+def test_cuda_on_a_torch_without_cuda_says_so_and_how_to_get_it(tiny_model):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ModelLoadError) as info:
+        Reranker(model=tiny_model, device="cuda").rerank("q", ["a"])
+    message = str(info.value)
+    assert "CUDA is not available" in message and torch.__version__ in message
+    assert "download.pytorch.org/whl/cu" in message and "device='cpu'" in message
+    assert tiny_model not in message  # the folder is fine: it is not blamed
 
 
 def test_a_missing_local_folder_is_named(tmp_path):
@@ -145,5 +192,5 @@ def test_a_folder_that_is_not_a_model_says_what_it_must_hold(tmp_path):
 
 
 def test_every_error_is_a_crossrank_error():
-    for cls in (DocumentError, QueryError, ScorerError, ModelLoadError):
+    for cls in (ConfigError, DocumentError, QueryError, ScorerError, ModelLoadError):
         assert issubclass(cls, CrossrankError)

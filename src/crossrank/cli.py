@@ -129,6 +129,10 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         settings["max_length"] = args.max_length
     settings.update(_long_document_settings(args))
     reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
+    if args.query is None and reranker.config.query is None:  # before waiting on stdin
+        raise InputError(
+            'no query: pass --query "..." (or a --stage whose parameters include a query)'
+        )
     if args.input == "-":
         documents = read_documents(sys.stdin, "stdin")
     else:
@@ -287,7 +291,7 @@ def _inputs(pairs: list[str] | None) -> dict[str, str] | None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from crossrank.demo import run_demo
 
-    return run_demo(args.model)
+    return run_demo(args.model, long_documents=args.long_documents)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -432,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rerank BM25 candidates for a few Cranfield queries and print before/after.",
     )
     d.add_argument("--model", "-m", default=default_model, help="cross-encoder name or folder")
+    d.add_argument(
+        "--long-documents",
+        choices=["truncate", "chunk"],
+        default="truncate",
+        help="candidates longer than the model's limit: truncate (default; counted) or chunk",
+    )
     d.set_defaults(func=_cmd_demo)
     return parser
 

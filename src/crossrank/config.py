@@ -8,7 +8,9 @@ unset; a Python callable cannot be written to JSON and says so.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -18,12 +20,14 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
+    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
 
 from crossrank.documents import text_problem
+from crossrank.errors import ConfigError
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
@@ -286,3 +290,39 @@ class RerankConfig(EngineSettings):
 # EngineSettings) configures the scoring engine and reaches the integrations by inheritance.
 CALL_SETTINGS = frozenset({"top_k", "query", "document_field", "original_score_field"})
 ENGINE_SETTINGS = tuple(EngineSettings.model_fields)
+
+
+def config_from_settings(settings: Mapping[str, Any], *, owner: str = "Reranker") -> RerankConfig:
+    """`RerankConfig` from a caller's settings, or a `ConfigError` naming every bad one.
+
+    pydantic's `ValidationError` is not a `CrossrankError`, and for a misspelt keyword it says
+    only "extra inputs are not permitted"; the caller gets the setting's name, the value it
+    refused and, for an unknown name, the nearest known one.
+    """
+    try:
+        return RerankConfig.model_validate(dict(settings))
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"invalid {owner} setting(s): " + "; ".join(problems)) from exc
+
+
+def _describe(error: Any) -> str:
+    name = str(error["loc"][0]) if error["loc"] else None
+    if error["type"] == "extra_forbidden" and name is not None:
+        return f"unknown setting {name!r} ({suggest_setting(name)})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if name is None:  # a rule across settings (model validators) names them itself
+        return message
+    value = repr(error["input"])
+    if len(value) > 60:  # a whole document passed as a setting: enough to recognise it
+        value = value[:57] + "..."
+    return f"{name}={value}: {message}"
+
+
+def suggest_setting(name: str, known: Any = None) -> str:
+    """'did you mean ...?' for the nearest known setting, else the list of them all."""
+    known = sorted(known if known is not None else RerankConfig.model_fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "known settings: " + ", ".join(known)

@@ -48,6 +48,14 @@ Pair = tuple[str, str]
 # that reports truncation itself (crossrank eval) can filter the per-call warnings out.
 TRUNCATION_RECORD = "crossrank_truncated"
 
+
+class DropTruncationWarnings(logging.Filter):
+    """A filter for the `crossrank` logger that drops the per-call truncation warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, TRUNCATION_RECORD)
+
+
 # A tokenizer's `model_max_length` above this is the "no limit declared" sentinel (1e30).
 _NO_DECLARED_LIMIT = 1_000_000
 

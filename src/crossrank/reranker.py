@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from crossrank.config import RerankConfig
+from crossrank.config import RerankConfig, config_from_settings
 from crossrank.documents import describe, document_id, document_text, original_score, text_problem
 from crossrank.errors import ConfigError, DocumentError, QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
@@ -85,11 +85,11 @@ class Reranker:
         **settings: Any,
     ):
         if config is None:
-            config = RerankConfig(**settings)
+            config = config_from_settings(settings)
         elif settings:
             raise TypeError("pass either a config or keyword settings, not both")
         elif not isinstance(config, RerankConfig):
-            config = RerankConfig.model_validate(config)
+            config = config_from_settings(config)
         self._config = config
         self._api_key = _check_api_key(api_key, config)
         self._scorer: Any = None
@@ -167,10 +167,17 @@ class Reranker:
         problem = text_problem(query)
         if problem is not None:
             raise QueryError(f"query {problem}")
+        if documents is None:
+            raise TypeError(
+                "documents is None: pass a list of documents to rerank (an empty list gives [])"
+            )
         if isinstance(documents, str | bytes | Mapping):
             raise TypeError(
                 f"documents must be a list of documents, not a single {type(documents).__name__}"
             )
+        if not isinstance(documents, Iterable):
+            kind = type(documents).__name__
+            raise TypeError(f"documents must be a list of documents, not {kind}")
         docs = list(documents)
         if top_k is _UNSET:
             top_k = config.top_k
