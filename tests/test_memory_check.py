@@ -89,6 +89,9 @@ def test_weights_that_fit_load(model, monkeypatch):
 
 def test_free_gpu_memory_is_what_counts_on_cuda(model, monkeypatch, no_loading):
     params = _parameter_count(model)
+    # a machine with one 80 GiB GPU that has 4 KiB free
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4096, 80 * 2**30))
     message = _refusal(model, device="cuda:0", dtype="float16")
     assert f"need {loading._size(params * 2)} in float16 on cuda:0" in message
