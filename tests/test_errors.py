@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -194,3 +195,90 @@ def test_a_folder_that_is_not_a_model_says_what_it_must_hold(tmp_path):
 def test_every_error_is_a_crossrank_error():
     for cls in (ConfigError, DocumentError, QueryError, ScorerError, ModelLoadError):
         assert issubclass(cls, CrossrankError)
+
+
+# -- nothing escapes "DocumentError or results" -------------------------------------------------
+
+
+class Flaky:
+    """A document whose properties raise, as ORM objects and lazy loaders do."""
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+
+    @property
+    def content(self) -> str:
+        if self.broken == "content":
+            raise RuntimeError("lazy load failed: connection closed")
+        return "readable"
+
+    @property
+    def id(self) -> str:
+        if self.broken == "id":
+            raise KeyError("no id column")
+        return "flaky-1"
+
+    @property
+    def score(self) -> float:
+        if self.broken == "score":
+            raise ValueError("score not computed")
+        return 0.5
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    "broken, field, cause",
+    [("content", "content", RuntimeError), ("id", "id", KeyError), ("score", "score", ValueError)],
+)
+def test_a_raising_property_is_a_document_error_that_chains_it(broken, field, cause, mode):
+    docs = ["fine", Flaky(broken)]
+    rr = Reranker(scorer=constant)
+    with pytest.raises(DocumentError) as info:
+        if mode == "sync":
+            rr.rerank("q", docs)
+        else:
+            asyncio.run(rr.arerank("q", docs))
+    assert info.value.index == 1 and info.value.field == field
+    assert isinstance(info.value.__cause__, cause)
+    assert cause.__name__ in str(info.value)
+
+
+def test_a_document_with_nothing_broken_is_read():
+    (ranked,) = Reranker(scorer=constant).rerank("q", [Flaky("nothing")])
+    assert ranked.document_id == "flaky-1" and ranked.original_score == 0.5
+
+
+def test_an_id_whose_repr_raises_is_described_not_a_crash():
+    class Opaque:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(DocumentError, match=r"document 0 \(id <Opaque object") as info:
+        Reranker(scorer=constant).rerank("q", [{"id": Opaque(), "content": " "}])
+    assert isinstance(info.value.document_id, Opaque)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_top_k_true_is_refused_everywhere(mode):
+    """One rule for every way to give top_k: a positive int or None; True is not 1."""
+    with pytest.raises(ValueError, match="top_k"):
+        Reranker(top_k=True)
+    with pytest.raises(ConfigError, match="top_n"):
+        Reranker.from_stage({"stage_type": "sort", "parameters": {"top_n": True}})
+    with pytest.raises(ConfigError, match="top_k"):
+        Reranker.from_stage({"stage_type": "sort", "parameters": {"top_k": False}})
+    with pytest.raises(ValueError, match="top_k"):
+        Reranker.from_json('{"top_k": true}')
+    rr = Reranker(scorer=constant)
+    for bad in (True, False, 0, -1, 1.5, "3"):
+        with pytest.raises(ValueError, match="top_k"):
+            if mode == "sync":
+                rr.rerank("q", ["a"], top_k=bad)
+            else:
+                asyncio.run(rr.arerank("q", ["a"], top_k=bad))
+
+
+def test_other_counts_refuse_booleans_too():
+    for name in ("batch_size", "max_length", "cache_size", "max_chunks_per_document"):
+        with pytest.raises(ValueError, match=name):
+            Reranker(**{name: True})

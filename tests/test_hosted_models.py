@@ -166,6 +166,14 @@ async def test_a_missing_named_key_fails_before_any_request_and_names_it(cohere,
     assert cohere.requests == []
 
 
+def test_a_key_a_header_cannot_carry_is_refused_naming_its_variable(cohere, monkeypatch):
+    monkeypatch.setenv("CO_API_KEY", "co-test 9f8e\x07d6c5")
+    with pytest.raises(ConfigError, match="CO_API_KEY") as info:
+        Reranker.from_stage(stage()).rerank(QUERY, DOCS)
+    assert "9f8e" not in str(info.value)
+    assert cohere.requests == []
+
+
 # -- the key is never printed -------------------------------------------------------------------
 
 

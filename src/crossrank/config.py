@@ -26,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from crossrank.documents import text_problem
+from crossrank.credentials import url_without_credentials
+from crossrank.documents import safe_repr, text_problem
 from crossrank.errors import ConfigError
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
@@ -38,6 +39,26 @@ ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8"]
 OnUnreadable = Literal["raise", "skip", "last"]
+
+COUNT_SETTINGS = (
+    "top_k",
+    "batch_size",
+    "token_budget",
+    "max_length",
+    "chunk_overlap",
+    "max_chunks_per_document",
+    "num_threads",
+    "cache_size",
+)
+
+
+def check_top_k(value: Any) -> int | None:
+    """The one `top_k` rule, for the config, a stage's `top_n` and `rerank(top_k=...)`: a
+    positive int or None. `True` is refused, not read as 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"top_k must be a positive integer or None, not {safe_repr(value, 50)}")
+    return value
+
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -61,7 +82,8 @@ class EngineSettings(BaseModel):
     """
 
     # No "model_" protected namespace: `model` and later `model_family` are contract names.
-    model_config = ConfigDict(protected_namespaces=())
+    # Inputs are left out of validation errors: a refused scorer URL may hold a password.
+    model_config = ConfigDict(protected_namespaces=(), hide_input_in_errors=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -189,6 +211,15 @@ class EngineSettings(BaseModel):
             f"method, not {type(value).__name__}"
         )
 
+    # check_fields=False: `top_k` is RerankConfig's; the rule reaches it by inheritance.
+    @field_validator(*COUNT_SETTINGS, mode="before", check_fields=False)
+    @classmethod
+    def _refuse_bools(cls, value: Any, info: Any) -> Any:
+        # pydantic reads True as 1; a count given as a boolean is a mistake, not a 1.
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, not {value}")
+        return value
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
@@ -313,9 +344,12 @@ def _describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if name is None:  # a rule across settings (model validators) names them itself
         return message
-    value = repr(error["input"])
-    if len(value) > 60:  # a whole document passed as a setting: enough to recognise it
-        value = value[:57] + "..."
+    given = error.get("input")
+    if isinstance(given, str):  # a refused scorer URL may hold a password: never shown
+        given = url_without_credentials(given)
+    # Cut to 60 characters (a whole document passed as a setting: enough to recognise it);
+    # safe_repr: a 5000-digit int cannot be repr'd.
+    value = safe_repr(given, 60)
     return f"{name}={value}: {message}"
 
 

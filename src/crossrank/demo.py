@@ -14,6 +14,7 @@ import time
 from importlib import resources
 from typing import Any
 
+from crossrank.cli import EXIT_MODEL
 from crossrank.errors import ModelLoadError
 from crossrank.long_documents import DropTruncationWarnings, logger
 from crossrank.reranker import Reranker
@@ -60,7 +61,7 @@ def _run(model: str, out: Any, long_documents: str) -> int:
             f"e.g. {MODEL_ENV}=/path/to/reranker make demo",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_MODEL
     before_total = after_total = truncated = candidates = 0
     for item in sample:
         started = time.perf_counter()

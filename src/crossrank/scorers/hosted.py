@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from crossrank.errors import ConfigError, ScorerError, ScorerResponseError
+from crossrank.credentials import clean_api_key
+from crossrank.errors import ConfigError, ScorerResponseError
 from crossrank.scorers.cohere import CohereScorer
 
 COHERE_KEY_ENV = "CO_API_KEY"
@@ -180,11 +181,14 @@ class CohereRerankApi(CohereScorer):
     ) -> None:
         """`options` are `HttpScorer`'s (timeout, max_retries, max_retry_time, ...)."""
         if api_key is None:
-            api_key = os.environ.get(api_key_env)
+            raw = os.environ.get(api_key_env)
             source = f"the environment variable {api_key_env}"
         else:
-            source = "api_key"
-        if api_key is None or not api_key.strip():
+            raw, source = api_key, "api_key"
+        # credentials.clean_api_key: stripped, and refused (naming the source, never the key)
+        # when it holds what a header cannot carry; HttpScorer would name only "api_key".
+        api_key = clean_api_key(raw, source)
+        if api_key is None:
             hint = (
                 f"set {api_key_env}"
                 if api_key_env == COHERE_KEY_ENV
@@ -192,14 +196,14 @@ class CohereRerankApi(CohereScorer):
             )
             raise ConfigError(
                 f"Cohere's rerank API ({api_model}) needs an API key, and {source} is "
-                f"{'empty' if api_key is not None else 'not set'}: {hint}, or give the key in "
+                f"{'empty' if raw is not None else 'not set'}: {hint}, or give the key in "
                 "Python (api_key=...). Nothing was sent."
             )
         url, url_source = _base_url(base_url)
         super().__init__(
             url,
             model=api_model,
-            api_key=api_key.strip(),
+            api_key=api_key,
             api_key_env=api_key_env,
             max_pairs_per_request=max_pairs_per_request,
             **options,
@@ -225,19 +229,11 @@ class CohereRerankApi(CohereScorer):
             body["max_tokens_per_doc"] = self.max_tokens_per_doc
         return body
 
-    def _scores(self, body: Any, expected: int) -> list[float]:
-        try:
-            return super()._scores(body, expected)
-        except ScorerError as exc:  # it may quote a value the server sent: the key, echoed
-            raise type(exc)(self._mask(str(exc))) from None
-
     def _refused(self, response: httpx.Response, expected: int) -> None:
         if response.status_code in (401, 403):  # retrying cannot help; say which key it was
             raise ScorerResponseError(
-                self._mask(
-                    f"{self.name} refused the API key from {self.key_source} "
-                    f"(HTTP {response.status_code}): {response.text[:200]!r}"
-                )
+                f"{self.name} refused the API key from {self.key_source} "
+                f"(HTTP {response.status_code}): {self.redactor.excerpt(response.text)!r}"
             )
 
 
