@@ -7,7 +7,8 @@
 
 `HOSTED_MODELS` maps each stage name to the provider's model name (README, "Hosted models").
 The scorer is `CohereRerankApi`, a `CohereScorer` (so `HttpScorer`'s splitting, bounded
-retries, pooled clients and key masking apply unchanged) that speaks Cohere's v2 body: no
+retries and deadlines, its client, and its `Redactor`, through which every error and log line
+passes, apply unchanged) that speaks Cohere's v2 body: no
 `return_documents` (v2 never returns documents), and `max_length` sent as
 `max_tokens_per_doc`.
 
