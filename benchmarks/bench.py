@@ -53,7 +53,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--concurrent-n", type=int, default=50)
     p.add_argument("--concurrent-modes", default="fp32,bf16", help="fp32 and/or bf16")
+    p.add_argument("--causal-sizes", default="10", help="N for the Qwen3-Reranker-0.6B-sized LM")
+    p.add_argument("--causal-repeats", type=int, default=2, help="timed calls, causal LM")
     p.add_argument("--skip-large", action="store_true")
+    p.add_argument("--skip-causal", action="store_true")
+    p.add_argument("--only-causal", action="store_true", help="only the causal-LM rows (slow)")
     p.add_argument("--skip-main", action="store_true", help="only the concurrency part")
     p.add_argument("--skip-concurrency", action="store_true")
     p.add_argument("--skip-peers", action="store_true")
@@ -61,7 +65,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     args = p.parse_args()
     if args.quick:
-        args.sizes, args.repeats, args.skip_large = "100", 3, True
+        args.sizes, args.repeats, args.skip_large, args.skip_causal = "100", 3, True, True
+    if args.only_causal:
+        args.skip_main = args.skip_large = args.skip_concurrency = True
     return args
 
 
@@ -144,6 +150,19 @@ def pair_flops(lengths: list[int], config: Any) -> float:
         dense = 2 * length * (4 * h * h + 2 * h * inter)
         attention = 4 * length * length * h
         total += layers * (dense + attention)
+    return total
+
+
+def causal_flops(lengths: list[int], config: Any) -> float:
+    """Useful forward FLOPs of a decoder with grouped-query attention, and one vocabulary row."""
+    h, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    head = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    q, kv = config.num_attention_heads * head, config.num_key_value_heads * head
+    total = 0.0
+    for length in lengths:
+        dense = 2 * length * (2 * h * q + 2 * h * kv + 3 * h * inter)
+        attention = 2 * length * length * q  # causal: half of the full QK^T and AV
+        total += layers * (dense + attention) + 2 * h * config.vocab_size  # last position only
     return total
 
 
@@ -271,6 +290,139 @@ def build_large_model(folder: Path, tokenizer_from: str) -> str:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
+
+
+def build_causal_model(folder: Path, tokenizer_from: str) -> str:
+    """Qwen3-Reranker-0.6B's shape (Qwen3, 28 layers, hidden 1024, GQA 16/8, vocabulary
+    151,936, tied embeddings: 0.6B parameters), random weights.
+
+    The hub is unreachable, so the tokenizer is the MiniLM fixture's WordPiece (about as many
+    tokens per word as Qwen's BPE) plus the chat tokens of the Qwen3 prompt; only the ids it
+    produces are used, and they all fall inside the model's embedding table.
+    """
+    if (folder / "config.json").is_file():
+        return str(folder)
+    import copy
+
+    import torch
+    from tokenizers import processors
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    wordpiece = AutoTokenizer.from_pretrained(tokenizer_from)
+    inner = copy.deepcopy(wordpiece._tokenizer)
+    # Like Qwen's tokenizer, add no [CLS]/[SEP] around a text or a pair (CrossEncoder.predict
+    # tokenizes its pairs with them otherwise, and would read a different prompt).
+    inner.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=inner,
+        pad_token=wordpiece.pad_token,
+        unk_token=wordpiece.unk_token,
+        model_max_length=8192,  # the card's length, not the MiniLM tokenizer's 256
+    )
+    tok.add_special_tokens(
+        {"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]}
+    )
+    config = Qwen3Config(
+        vocab_size=151_936,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=40_960,
+        rope_theta=1_000_000,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def bench_causal(
+    model: str, texts: list[str], query: str, args: argparse.Namespace, peaks: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The causal-LM rows: crossrank (fp32, bf16) against CrossEncoder.predict fed the same
+    Qwen3 card prompt (sentence-transformers loads a causal LM with its LogitScore head)."""
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoConfig
+
+    from crossrank.models import ModelScorer
+    from crossrank.models.families import qwen3_reranker as card
+
+    label = "Qwen3-Reranker-0.6B-sized"
+    config = AutoConfig.from_pretrained(model)
+    family = {"model_family": "qwen3-reranker"}
+    ce = CrossEncoder(model, device="cpu")
+
+    def predict(q: str, docs: list[str]) -> list[float]:
+        instruction = card.DEFAULT_INSTRUCTION
+        pairs = [
+            (card.PREFIX, card.BODY.format(instruction=instruction, query=q, doc=d) + card.SUFFIX)
+            for d in docs
+        ]
+        return ce.predict(pairs, show_progress_bar=False).tolist()
+
+    contenders = {
+        "CrossEncoder.predict (card prompt)": predict,
+        "crossrank fp32 (default)": make_crossrank(model, args.threads, **family),
+        "crossrank bf16": make_crossrank(model, args.threads, dtype="bfloat16", **family),
+    }
+    rows: list[dict[str, Any]] = []
+    pool = random.Random(0).sample(texts, max(int(x) for x in args.causal_sizes.split(",")))
+    for n in [int(x) for x in args.causal_sizes.split(",")]:
+        candidates = pool[:n]
+        lengths = [
+            len(r)
+            for r in ModelScorer(model, device="cpu", **family).encode(
+                [(query, t) for t in candidates]
+            )
+        ]
+        flops = causal_flops(lengths, config)
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        results = {name: fn(query, candidates) for name, fn in contenders.items()}  # warm-up
+        memory = dict.fromkeys(contenders, 0.0)
+        for _ in range(args.causal_repeats):
+            for name, fn in contenders.items():
+                with PeakRSS() as mem:
+                    begin = time.perf_counter()
+                    results[name] = fn(query, candidates)
+                    times[name].append(time.perf_counter() - begin)
+                memory[name] = max(memory[name], mem.extra_mb)
+        base_rate = n / statistics.median(times["CrossEncoder.predict (card prompt)"])
+        reference = results["crossrank fp32 (default)"]
+        for name in contenders:
+            seconds = statistics.median(times[name])
+            peak_key = "bf16" if "bf16" in name else "fp32"
+            row: dict[str, Any] = {
+                "model": label,
+                "n": n,
+                "mode": name,
+                "latency_s": round(seconds, 4),
+                "pairs_per_s": round(n / seconds, 2),
+                "tokens_per_s": round(sum(lengths) / seconds),
+                "peak_extra_mb": round(memory[name], 1),
+                "gflops": round(flops / seconds / 1e9, 1),
+                "peak_fraction": round(flops / seconds / 1e9 / peaks[peak_key], 3),
+                "peak_used": peak_key,
+                "x_predict": round(n / seconds / base_rate, 2),
+                "seconds_per_100_docs": round(seconds * 100 / n, 1),
+                "mean_pair_tokens": round(sum(lengths) / n),
+            }
+            tau, overlap = rank_agreement(results[name], reference)
+            row.update(kendall_tau=round(tau, 4), top10_overlap=round(overlap, 2))
+            rows.append(row)
+            print(
+                f"{label} N={n:<4} {name:36} {seconds:8.2f} s  "
+                f"{row['seconds_per_100_docs']} s/100 docs  x{row['x_predict']:.2f}  "
+                f"tau={row['kendall_tau']}  load={load_average()}",
+                flush=True,
+            )
+    return rows
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -494,6 +646,10 @@ def main() -> None:
             with_peers=False,
             repeats=args.large_repeats,
         )
+        clear_model_cache()
+    if not args.skip_causal:
+        folder = Path(tempfile.gettempdir()) / "crossrank-bench-qwen3-reranker-0.6b"
+        rows += bench_causal(build_causal_model(folder, args.model), texts, query, args, peaks)
         clear_model_cache()
     concurrency = (
         None if args.skip_concurrency else bench_concurrency(args.model, texts, queries, args)

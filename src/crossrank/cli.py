@@ -25,6 +25,7 @@ import json
 import math
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -239,6 +240,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         settings["scorer_api_key_env"] = args.scorer_api_key_env
     if args.max_length:
         settings["max_length"] = args.max_length
+    settings.update(_family_settings(args))
     settings.update(_long_document_settings(args))
     reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
     if args.query is None and reranker.config.query is None:  # before waiting on stdin
@@ -270,6 +272,30 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     else:
         sys.stdout.writelines(line + "\n" for line in lines)
     return 0
+
+
+def _family_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: getattr(args, name)
+        for name in ("model_family", "instruction")
+        if getattr(args, name, None) is not None
+    }
+
+
+def _add_family_options(p: argparse.ArgumentParser) -> None:
+    from crossrank.config import ModelFamily
+
+    p.add_argument(
+        "--model-family",
+        choices=list(typing.get_args(ModelFamily)),
+        help="how the model reads a pair (default: auto, detected from the model); needed for "
+        "a causal-LM reranker whose folder name does not say which one it is",
+    )
+    p.add_argument(
+        "--instruction",
+        help="task instruction for rerankers that take one (qwen3-reranker, mxbai-rerank-v2, "
+        "bge-reranker-gemma); default: the model card's",
+    )
 
 
 def _long_document_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -328,6 +354,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "model": args.model,
         "batch_size": args.batch_size,
         "device": args.device,
+        **_family_settings(args),
         **_long_document_settings(args),
     }
     if args.scorer:
@@ -498,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write each document whole under 'document' instead of adding fields beside its own",
     )
+    _add_family_options(p)
     _add_long_document_options(p)
     p.set_defaults(func=_cmd_rerank)
 
@@ -551,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", default="crossrank-eval.json", help="write results here (crossrank-eval.json)"
     )
     e.add_argument("--plot", help="also draw a bar chart here, e.g. out.png (crossrank[plot])")
+    _add_family_options(e)
     _add_long_document_options(e)
     e.set_defaults(func=_cmd_eval)
 

@@ -39,6 +39,11 @@ ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8"]
 OnUnreadable = Literal["raise", "skip", "last"]
+# crossrank.models.families.MODEL_FAMILIES (a test keeps the two equal; the config module does
+# not import the model code).
+ModelFamily = Literal[
+    "auto", "sequence-classification", "qwen3-reranker", "bge-reranker-gemma", "mxbai-rerank-v2"
+]
 
 COUNT_SETTINGS = (
     "top_k",
@@ -121,6 +126,22 @@ class EngineSettings(BaseModel):
     activation: Activation = Field(default="default", description="See the class docstring.")
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    model_family: ModelFamily = Field(
+        default="auto",
+        description=(
+            "How the model reads a pair and yields a score: auto (detected from the model's "
+            "class and name), sequence-classification, or a causal-LM reranker's prompt "
+            "(qwen3-reranker, bge-reranker-gemma, mxbai-rerank-v2); see README, Models."
+        ),
+    )
+    instruction: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Task instruction for rerankers that take one (qwen3-reranker, mxbai-rerank-v2; "
+            "the prompt of bge-reranker-gemma); None uses the model card's default."
+        ),
     )
     allow_pickle_weights: bool = Field(
         default=False,
@@ -244,6 +265,34 @@ class EngineSettings(BaseModel):
                 "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
                 "tokenizer name or folder matching the scorer's model) to split documents into "
                 "windows; set max_length too unless the tokenizer declares its limit"
+            )
+        return self
+
+    @field_validator("instruction")
+    @classmethod
+    def _check_instruction(cls, value: str | None) -> str | None:
+        # The query's rule: the instruction goes into the prompt beside it.
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"instruction {problem}; leave it unset for the model card's default, or give "
+                "the task in words"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_family(self) -> Any:
+        if self.scorer is not None and (
+            self.model_family != "auto" or self.instruction is not None
+        ):
+            raise ValueError(
+                "model_family and instruction apply to the built-in model scorer only; a "
+                "custom scorer formats pairs itself, so leave them unset"
+            )
+        if self.instruction is not None and self.model_family == "sequence-classification":
+            raise ValueError(
+                "instruction is set, but model_family='sequence-classification' takes no "
+                "instruction (the model reads the query and the document only); leave it unset"
             )
         return self
 

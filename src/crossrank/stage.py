@@ -55,6 +55,11 @@ KNOWN_MODELS = (
     "mixedbread-ai/mxbai-rerank-xsmall-v1",
     "mixedbread-ai/mxbai-rerank-base-v1",
     "mixedbread-ai/mxbai-rerank-large-v1",
+    "mixedbread-ai/mxbai-rerank-base-v2",
+    "mixedbread-ai/mxbai-rerank-large-v2",
+    "Qwen/Qwen3-Reranker-0.6B",
+    "Qwen/Qwen3-Reranker-4B",
+    "Qwen/Qwen3-Reranker-8B",
 )
 
 # Short names that are not just a known id without its organisation (those resolve anyway).

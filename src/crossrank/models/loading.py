@@ -68,6 +68,7 @@ class LoadedModel:
     hf_model: Any  # the transformers model inside (sequence classification or causal LM)
     tokenizer: Any
     max_length: int  # tokens per pair the model reads (max_length setting, or its own limit)
+    max_length_set: bool = False  # the limit is the max_length setting, not the model's own
 
     @property
     def config(self) -> Any:
@@ -539,6 +540,7 @@ def load_model(key: ModelKey) -> LoadedModel:
                 hf_model=hf_model_of(model),
                 tokenizer=model.tokenizer,
                 max_length=_declared_max_length(model),
+                max_length_set=key.max_length is not None,
             )
             with _registry_lock:
                 _models[key] = loaded
