@@ -517,7 +517,8 @@ def test_out_of_memory_halves_a_causal_batch(qwen3, monkeypatch):
     pairs = make_pairs(9, seed=10)
     expected = ModelScorer(qwen3, device="cpu", token_budget=100_000).score(pairs)
     clear_model_cache()
-    scorer = ModelScorer(qwen3, device="cpu", token_budget=100_000)
+    # the simulated OOM sits in torch's forward: this scorer runs torch, not OpenVINO
+    scorer = ModelScorer(qwen3, device="cpu", backend="torch", token_budget=100_000)
     hf = scorer.model.hf_model
     original = hf.forward
     sizes: list[int] = []
@@ -537,11 +538,11 @@ def test_out_of_memory_halves_a_causal_batch(qwen3, monkeypatch):
 
     monkeypatch.setattr(hf, "forward", no_memory)
     with pytest.raises(ScorerError, match="out of memory on a single pair"):
-        ModelScorer(qwen3, device="cpu", cache_size=0).score([("q", "one pair")])
+        ModelScorer(qwen3, device="cpu", backend="torch", cache_size=0).score([("q", "one pair")])
 
 
 def test_only_the_last_position_is_projected_to_the_vocabulary(qwen3, monkeypatch):
-    scorer = ModelScorer(qwen3, device="cpu")
+    scorer = ModelScorer(qwen3, device="cpu", backend="torch")  # the hook is on torch's head
     head = scorer.model.hf_model.lm_head
     shapes = []
     monkeypatch.setattr(

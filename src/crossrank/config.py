@@ -36,7 +36,7 @@ Activation = Literal["default", "sigmoid", "none"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
-Backend = Literal["torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx", "openvino"]
 Quantize = Literal["none", "int8"]
 OnUnreadable = Literal["raise", "skip", "last"]
 # crossrank.models.families.MODEL_FAMILIES (a test keeps the two equal; the config module does
@@ -183,15 +183,26 @@ class EngineSettings(BaseModel):
         "itself is never stored or printed.",
     )
     backend: Backend = Field(
-        default="torch",
-        description="torch, or onnx (ONNX Runtime, CPU; needs the crossrank[onnx] extra).",
+        default="auto",
+        description=(
+            "auto: OpenVINO on CPU when it passes a fidelity self-check at load, else torch "
+            "(and torch on a GPU); torch; openvino (CPU); onnx (ONNX Runtime, CPU; needs the "
+            "crossrank[onnx] extra)."
+        ),
     )
     quantize: Quantize = Field(
-        default="none", description="int8: dynamic int8 quantisation (onnx backend only)."
+        default="none",
+        description=(
+            "int8: the model is a calibrated int8 OpenVINO folder written by `crossrank "
+            "quantize` (it runs int8 with or without this setting; int8 without one is refused)."
+        ),
     )
     num_threads: PositiveInt | None = Field(
         default=None,
-        description="CPU threads for the forward pass; None leaves torch / ONNX Runtime defaults.",
+        description=(
+            "CPU threads for the forward pass; None leaves torch / OpenVINO / ONNX Runtime "
+            "defaults."
+        ),
     )
     cache_size: NonNegativeInt = Field(
         default=0,
@@ -298,15 +309,26 @@ class EngineSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_backend(self) -> Any:
-        if self.quantize != "none" and self.backend != "onnx":
+        from crossrank.models.quantized import INT8_REFUSAL, is_quantized_folder
+
+        quantized = self.scorer is None and is_quantized_folder(self.model)
+        if quantized and self.backend in ("torch", "onnx"):
             raise ValueError(
-                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 quantisation "
-                "runs in ONNX Runtime)"
+                f"model {self.model!r} is an int8 OpenVINO model folder (written by `crossrank "
+                f"quantize`); it runs with backend='openvino' or 'auto', not {self.backend!r}"
             )
+        if self.quantize == "int8" and not quantized:
+            raise ValueError(INT8_REFUSAL)
         if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
+            raise ValueError(f"backend='onnx' runs float32, not {self.dtype}")
+        if self.backend == "openvino" and self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(
-                f"backend='onnx' runs float32 (or int8 with quantize='int8'), not {self.dtype}"
+                f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
             )
+        cpu_only = quantized or self.backend in ("onnx", "openvino")
+        if cpu_only and self.device not in ("auto", "cpu"):
+            what = "an int8 OpenVINO model folder" if quantized else f"backend={self.backend!r}"
+            raise ValueError(f"{what} runs on CPU, not device={self.device!r}")
         return self
 
     @model_validator(mode="after")

@@ -282,7 +282,9 @@ def check_memory(key: ModelKey, folder: Path) -> None:
     advice = []
     if key.dtype == "float32":
         half = weight_bytes(folder, "bfloat16") or needed // 2
-        advice.append(f"load it in bfloat16 (dtype='bfloat16': {_size(half)})")
+        # OpenVINO (backend auto/openvino) converts float32 weights whatever the dtype, so
+        # only torch loads bf16 weights
+        advice.append(f"load it in bfloat16 (backend='torch', dtype='bfloat16': {_size(half)})")
     advice.append("pick a smaller model")
     if key.device.startswith("cuda"):
         advice.append("free GPU memory or use a GPU with more of it")
