@@ -247,17 +247,45 @@ def build_large_model(folder: Path, tokenizer_from: str) -> str:
     return str(folder)
 
 
+QWEN3_RERANKER_0_6B = {  # Qwen3-Reranker-0.6B's config.json (its model card's model)
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "max_position_embeddings": 40960,
+    "rope_theta": 1000000,
+    "tie_word_embeddings": True,
+}
+
+
 def build_causal_lm(folder: Path) -> str | None:
-    """The 0.6B causal-LM reranker (Qwen3-Reranker-0.6B's shape), if crossrank can build it."""
+    """A random-weights causal LM of Qwen3-Reranker-0.6B's shape, or None where crossrank
+    has no causal-LM family yet (its tiny-model tokenizer builder comes with the family).
+
+    The vocabulary is the tiny BPE one of crossrank.testing (151k in the real model): it only
+    changes the embedding table, and a yes/no reranker reads two rows of the output head.
+    """
     try:
         from crossrank import testing
     except ImportError:
         return None
-    builder = getattr(testing, "build_qwen3_reranker", None)
+    builder = getattr(testing, "build_tiny_causal_reranker", None)
     if builder is None:
         return None
-    if not (folder / "config.json").is_file():
-        builder(folder, size="0.6b")
+    if (folder / "config.json").is_file():
+        return str(folder)
+    import torch
+    import transformers
+
+    builder(folder, "qwen3-reranker")  # the tokenizer and the family's layout
+    config = transformers.AutoConfig.from_pretrained(folder)
+    for key, value in QWEN3_RERANKER_0_6B.items():
+        setattr(config, key, value)
+    config.initializer_range = 0.02
+    torch.manual_seed(0)
+    transformers.Qwen3ForCausalLM(config).eval().save_pretrained(folder)
     return str(folder)
 
 
@@ -270,10 +298,11 @@ def max_length_of(model: str) -> int:
 # -- measuring -----------------------------------------------------------------------------------
 
 
-def matmul_peak(dtype: Any, device: str = "cpu", n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak(dtype: Any, device: str = "cpu", n: int = 0, repeats: int = 5) -> float:
     """GFLOP/s of torch.matmul on n x n matrices (best of `repeats`)."""
     import torch
 
+    n = n or (2048 if device == "cpu" else 8192)  # a GPU needs larger ones to reach its peak
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     torch.matmul(a, b)
@@ -637,6 +666,10 @@ def cell_rows(
 ) -> list[dict[str, Any]]:
     rows = []
     base = replies.get(BASELINE)
+    base_name = BASELINE
+    if not base:  # predict cannot run it (a causal-LM reranker): crossrank's exact mode
+        base_name = next((n for n in ("crossrank torch fp32",) if replies.get(n)), BASELINE)
+        base = replies.get(base_name)
     base_s = statistics.median(x["seconds"] for x in base) if base else None
     reference = base[-1]["scores"] if base else None
     for c in contenders:
@@ -666,6 +699,8 @@ def cell_rows(
         )
         if base_s:
             row["x_predict"] = round(base_s / seconds, 2)
+            if base_name != BASELINE:
+                row["baseline"] = base_name
         if reference is not None:
             scores = got[-1]["scores"]
             tau, overlap = rank_agreement(scores, reference)
@@ -787,7 +822,8 @@ def print_table(rows: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"| {r['model']} | {r['n']} | {r['mode']} | {r['latency_s'] * 1000:.0f} "
-            f"| {r.get('x_predict', '')} | {r['pairs_per_s']:.0f} "
+            f"| {r.get('x_predict', '')}{' (vs ' + r['baseline'] + ')' if 'baseline' in r else ''} "
+            f"| {r['pairs_per_s']:.0f} "
             f"| {100 * r['peak_fraction']:.0f}% {r['peak_used']} "
             f"| {r.get('kendall_tau', '')} | {r.get('top10_overlap', '')} "
             f"| {r.get('max_abs_diff', 'ranks only')} | {r['peak_rss_mb']} "
@@ -799,10 +835,11 @@ def print_table(rows: list[dict[str, Any]]) -> str:
 
 
 def gpu_modes() -> list[Contender]:
+    """On CUDA the default (`auto`) is torch in float16; bf16 and exact fp32 beside it."""
     return [
-        Contender("crossrank default (auto)", "crossrank"),
-        Contender("crossrank torch fp16", "crossrank", {"backend": "torch", "dtype": "float16"}),
+        Contender("crossrank default (auto: torch fp16)", "crossrank"),
         Contender("crossrank torch bf16", "crossrank", {"backend": "torch", "dtype": "bfloat16"}),
+        Contender("crossrank torch fp32", "crossrank", {"backend": "torch", "dtype": "float32"}),
         Contender("CrossEncoder.predict fp16", "predict", {"dtype": "float16"}),
     ]
 
@@ -893,6 +930,14 @@ def main(argv: list[str] | None = None) -> None:
     causal = args.causal_lm or (build_causal_lm(work / "qwen3-reranker-0.6b-sized") or "")
     causal_note = "" if causal else "no causal-LM builder in crossrank.testing yet"
     if causal and ints(args.causal_sizes):
+        causal_modes = [
+            c
+            for c in contenders_for("Qwen3-0.6B", causal, peers=False)
+            if c.name != "crossrank onnx fp32"
+        ]
+        for c in causal_modes:
+            if c.kind == "crossrank":
+                c.settings = {**c.settings, "model_family": "qwen3-reranker"}
         rows += bench_model(
             "Qwen3-0.6B",
             causal,
@@ -901,7 +946,7 @@ def main(argv: list[str] | None = None) -> None:
             query,
             args,
             peaks,
-            contenders_for("Qwen3-0.6B", causal, peers=False),
+            causal_modes,
             args.large_repeats,
             work,
         )
