@@ -1,9 +1,11 @@
 # Two entry points, both usable on a fresh machine (see README.md):
 #   make demo   sets up .venv and runs the main job (crossrank demo)
 #   make test   sets up .venv and runs ruff and the whole test suite
-# Each integration package under integrations/ is installed editable with its `test` extra.
-# The dev install pins torch to the CPU build through constraints.txt; the packages' own
-# dependency ranges stay wide.
+#   make dist   builds, checks, installs and smoke-tests the three packages (CI runs it)
+# Each integration package under integrations/ is installed editable with its `test` dependency
+# group, and the core with its `dev` group (PEP 735 groups: `pip install --group`, pip >= 25.1;
+# setup upgrades pip first). The dev install pins torch to the CPU build through
+# constraints.txt; the packages' own dependency ranges stay wide.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,14 +13,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 
-.PHONY: setup demo test lint infinity bench
+.PHONY: setup demo test lint infinity bench dist
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt $(INTEGRATIONS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -c constraints.txt -e ".[dev]" $(foreach p,$(INTEGRATIONS),-e "$(dir $(p))[test]")
+	$(BIN)/pip install -c constraints.txt -e . --group dev \
+		$(foreach p,$(INTEGRATIONS),-e "$(dir $(p))" --group "$(p):test")
 	touch $(STAMP)
 
 # infinity-emb (a serving engine) in its own venv, .venv-infinity: its pins differ from ours.
@@ -35,6 +38,11 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Release check: three wheels and sdists in dist/, twine check, then a fresh venv with only the
+# wheels (and their dependencies) installed, and a smoke rerank through each package.
+dist: setup
+	PYTHON=$(BIN)/python bash scripts/release_check.sh
 
 # The speed benchmark (not a test): its own .venv-bench with the peer libraries; see README.
 bench:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib import metadata
 
 import pytest
 
@@ -123,6 +124,13 @@ def test_help_explains_every_option():
     ]:
         assert option in result.stdout
     assert "0-based" in result.stdout
+
+
+def test_version_names_the_installed_package(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"crossrank {metadata.version('crossrank')}"
 
 
 def test_rerank_from_stdin_in_a_real_process(tiny_model):

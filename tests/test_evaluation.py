@@ -141,8 +141,8 @@ def test_run_file_order_and_depth(beir, tmp_path):
 
 
 def test_cli_eval_compares_configurations_and_writes_json(beir, tiny_model, tmp_path, capsys):
-    out = tmp_path / "results.json"
-    chart = tmp_path / "chart.png"
+    out = tmp_path / "results" / "run.json"  # a folder that does not exist yet is created
+    chart = tmp_path / "results" / "chart.png"
     code = main(
         [
             "eval",
@@ -236,3 +236,28 @@ def test_cranfield_rerank_with_the_trained_model(cranfield, trained_model):
     assert report.queries == 3
     assert reranked.metrics["R@10"] == pytest.approx(first.metrics["R@10"])
     assert 0 < reranked.metrics["NDCG@10"] <= 1
+
+
+def test_cli_eval_first_stage_only_says_nothing_was_reranked(beir, tmp_path, capsys):
+    code = main(
+        [
+            "eval",
+            "--corpus",
+            str(beir / "corpus.jsonl"),
+            "--queries",
+            str(beir / "queries.jsonl"),
+            "--qrels",
+            str(beir / "qrels.tsv"),
+            "--first-stage",
+            str(beir / "run.tsv"),
+            "--depth",
+            "3",
+            "--first-stage-only",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "first stage only" in printed and "nothing reranked" in printed
+    assert "of the first stage reranked" not in printed

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from crossrank import __version__
 from crossrank.config import DEFAULT_MODEL
 from crossrank.errors import CrossrankError, ModelLoadError
 from crossrank.reranker import Reranker
@@ -235,6 +236,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         progress_factory=progress_factory,
     )
     print(ev.format_table(report))
+    for path in (args.json, args.plot):  # e.g. --json results/run.json into a new folder
+        if path and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as out:
         json.dump(report.to_json(), out, indent=1)
         out.write("\n")
@@ -279,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="crossrank",
         description="Re-rank retrieved documents with a cross-encoder.",
     )
+    parser.add_argument("--version", action="version", version=f"crossrank {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     default_model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL

@@ -468,6 +468,12 @@ def format_table(report: EvalReport) -> str:
         truncated = "-" if r.truncated_documents is None else str(r.truncated_documents)
         lines.append(f"{r.name:<{width}}  {cells}  {latency}  {truncated:>9}")
     gain = "2^g - 1" if report.ndcg_gain == "exponential" else "g"
+    if len(report.results) == 1:  # --first-stage-only: say so, nothing was reranked
+        lines.append(
+            f"{report.queries} queries, first stage only (top {report.depth}, nothing "
+            f"reranked); NDCG gain {gain}; ms/query: retrieval time"
+        )
+        return "\n".join(lines)
     lines.append(
         f"{report.queries} queries, top {report.depth} of the first stage reranked; NDCG gain "
         f"{gain}; ms/query: mean rerank time (first stage: retrieval); truncated: candidate "
