@@ -761,13 +761,17 @@ def quantize(model: str, calibration: Path, out: Path) -> dict[str, Any]:
         return info
     info["folder"] = str(out)
     info["stdout_tail"] = proc.stdout.strip().splitlines()[-8:]
-    for report in sorted(out.parent.glob(f"{out.name}*.json")) + sorted(out.glob("*report*")):
+    # The fidelity report: crossrank's marker in the folder, or a report file beside it.
+    candidates = [out / "crossrank-quantized.json", *sorted(out.parent.glob(f"{out.name}*.json"))]
+    for report in candidates:
         try:
             info["report"] = json.loads(report.read_text())
             break
         except (ValueError, OSError):
             continue
-    info["size_mb"] = round(folder_mb(out), 1)
+    info["folder_mb"] = round(folder_mb(out), 1)
+    irs = {p.parent for p in out.rglob("*.xml")}
+    info["ir_mb"] = round(sum(folder_mb(p) for p in irs), 1)
     return info
 
 
