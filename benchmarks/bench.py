@@ -46,6 +46,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "benchmarks" / "worker.py"
 BASELINE = "CrossEncoder.predict (defaults)"
+SRC = [str(ROOT / "src")]  # set from --src: what the workers (and quantize) import
 # sentence-transformers' own backends need optimum-intel (OpenVINO) and optimum-onnx (ONNX),
 # which pin transformers (and so sentence-transformers) to other versions than crossrank's:
 # run.sh gives each a venv of its own.
@@ -93,6 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="N=10 only, 2 rounds, no large model")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     p.add_argument("--work", default="", help="folder for built models and caches (temp)")
+    p.add_argument(
+        "--src",
+        default=str(ROOT / "src"),
+        help="the crossrank source the contenders import (another checkout's, to compare)",
+    )
     args = p.parse_args(argv)
     if args.preset is None:
         args.preset = "gpu" if args.device.startswith("cuda") else "cpu"
@@ -490,7 +496,7 @@ class Worker:
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.endswith("_CACHE")}
-        env.update(HOME=str(home), PYTHONPATH=str(ROOT / "src"), PYTHONUNBUFFERED="1")
+        env.update(HOME=str(home), PYTHONPATH=SRC[0], PYTHONUNBUFFERED="1")
         # Libraries write their caches under HOME (crossrank's ONNX export and OpenVINO IR,
         # optimum's export): a fresh one per contender makes its size that contender's own.
         self.log = (home / "worker.log").open("w")
@@ -964,6 +970,9 @@ def gpu_modes() -> list[Contender]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    SRC[0] = str(Path(args.src).resolve())
+    sys.path.insert(0, SRC[0])
+    os.environ["PYTHONPATH"] = SRC[0]  # `crossrank quantize` runs as a subprocess
     import torch
 
     torch.set_num_threads(args.threads)
