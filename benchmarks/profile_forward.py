@@ -108,6 +108,10 @@ def main() -> None:
 OV_GROUPS = {
     "matmul (linear, attention products)": ("MatMul", "FullyConnected", "Convolution"),
     "softmax / attention": ("Softmax", "ScaledDotProductAttention", "SDPA"),
+    # OpenVINO's CPU plugin fuses attention (QK^T, softmax, V) and element-wise chains
+    # (GELU, bias, scale) into generated kernels it reports as one "Subgraph" node.
+    "fused subgraphs (attention, GELU, element-wise)": ("Subgraph",),
+    "element-wise (add, multiply)": ("Add", "Multiply", "MulAdd", "Eltwise", "Subtract"),
     "layer norm": ("MVN", "NormalizeL2", "RMS"),
     "gelu": ("Gelu",),
     "copies, casts, reshapes": ("Reorder", "Convert", "Reshape", "Transpose", "Concat",
