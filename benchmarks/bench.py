@@ -696,7 +696,8 @@ def cell_rows(
             pairs_per_s=round(n / seconds, 1),
             tokens_per_s=round(sum(lengths) / seconds),
             gflops=round(flops / seconds / 1e9, 1),
-            peak_fraction=round(flops / seconds / 1e9 / peaks[key], 3),
+            # No fp16 peak is sampled on a CPU (the gpu preset's CPU check has fp16 modes).
+            peak_fraction=round(flops / seconds / 1e9 / peaks[key], 3) if key in peaks else None,
             peak_used=key,
             peak_rss_mb=round(max(x["peak_rss_mb"] for x in got)),
             max_rss_mb=round(max(x["max_rss_mb"] for x in got)),
@@ -821,6 +822,12 @@ def bench_concurrency(
     return out
 
 
+def peak_text(row: dict[str, Any]) -> str:
+    if row.get("peak_fraction") is None:
+        return "-"
+    return f"{100 * row['peak_fraction']:.0f}% {row['peak_used']}"
+
+
 def print_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| model | N | mode | median ms | x predict | pairs/s | % of matmul peak | tau "
@@ -836,7 +843,7 @@ def print_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['model']} | {r['n']} | {r['mode']} | {r['latency_s'] * 1000:.0f} "
             f"| {r.get('x_predict', '')}{' (vs ' + r['baseline'] + ')' if 'baseline' in r else ''} "
             f"| {r['pairs_per_s']:.0f} "
-            f"| {100 * r['peak_fraction']:.0f}% {r['peak_used']} "
+            f"| {peak_text(r)} "
             f"| {r.get('kendall_tau', '')} | {r.get('top10_overlap', '')} "
             f"| {r.get('max_abs_diff', 'ranks only')} | {r['peak_rss_mb']} "
             f"| {r['disk_cache_mb']:g} | {r['load_s']} |"
