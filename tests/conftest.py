@@ -17,7 +17,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
-from crossrank.testing import build_tiny_cross_encoder, trained_model_or_skip
+from crossrank.testing import build_tiny_cross_encoder, isolated_export_cache, trained_model_or_skip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Model exports (the default backend converts to OpenVINO) stay in the session's folder."""
+    yield from isolated_export_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

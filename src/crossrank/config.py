@@ -31,7 +31,7 @@ Activation = Literal["default", "sigmoid", "none"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
-Backend = Literal["torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx", "openvino"]
 Quantize = Literal["none", "int8"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -135,11 +135,19 @@ class RerankConfig(BaseModel):
         "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
     )
     backend: Backend = Field(
-        default="torch",
-        description="torch, or onnx (ONNX Runtime, CPU; needs the crossrank[onnx] extra).",
+        default="auto",
+        description=(
+            "auto: OpenVINO on CPU when it passes a fidelity self-check at load, else torch "
+            "(and torch on a GPU); torch; openvino (CPU); onnx (ONNX Runtime, CPU; needs the "
+            "crossrank[onnx] extra)."
+        ),
     )
     quantize: Quantize = Field(
-        default="none", description="int8: dynamic int8 quantisation (onnx backend only)."
+        default="none",
+        description=(
+            "int8 with backend='onnx': dynamic int8 (uncalibrated). On OpenVINO int8 is a "
+            "calibrated model folder written by `crossrank quantize`, passed as `model`."
+        ),
     )
     num_threads: PositiveInt | None = Field(
         default=None,
@@ -222,14 +230,30 @@ class RerankConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_backend(self) -> RerankConfig:
-        if self.quantize != "none" and self.backend != "onnx":
+        from crossrank.models.quantized import INT8_REFUSAL, is_quantized_folder
+
+        quantized = self.scorer is None and is_quantized_folder(self.model)
+        if self.quantize != "none" and self.backend == "torch":
             raise ValueError(
-                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 quantisation "
-                "runs in ONNX Runtime)"
+                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 in ONNX "
+                "Runtime) or a calibrated OpenVINO model from `crossrank quantize`"
             )
+        if self.quantize == "int8" and self.backend in ("openvino", "auto") and not quantized:
+            raise ValueError(INT8_REFUSAL)
         if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
             raise ValueError(
                 f"backend='onnx' runs float32 (or int8 with quantize='int8'), not {self.dtype}"
+            )
+        if self.backend == "openvino" and self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(
+                f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
+            )
+        if self.backend in ("onnx", "openvino") and self.device not in ("auto", "cpu"):
+            raise ValueError(f"backend={self.backend!r} runs on CPU, not device={self.device!r}")
+        if quantized and self.backend in ("torch", "onnx"):
+            raise ValueError(
+                f"model {self.model!r} is an int8 OpenVINO model folder (written by `crossrank "
+                f"quantize`); it runs with backend='openvino' or 'auto', not {self.backend!r}"
             )
         return self
 

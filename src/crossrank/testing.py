@@ -9,7 +9,9 @@ meaning, but every code path (tokenisation, truncation, batching, the forward pa
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _CHARS = string.ascii_lowercase + string.digits + string.punctuation
@@ -81,3 +83,27 @@ def trained_model_or_skip() -> str:
     if not Path(path).is_dir():
         pytest.skip(f"{TEST_MODEL_ENV}={path} is not a folder")
     return path
+
+
+def isolated_export_cache(tmp_path_factory: Any) -> Iterator[Path]:
+    """A pytest session's ONNX / OpenVINO export cache: a session folder, not ~/.cache.
+
+    The default backend converts every model it scores, and test models live in fresh
+    temporary folders (so their cache keys never repeat); keeping their exports in the
+    session's folder leaves nothing behind. A `CROSSRANK_EXPORT_CACHE` set by the caller
+    (a CI cache, say) is kept.
+    """
+    import os
+
+    from crossrank.models.runtimes.export import EXPORT_CACHE_ENV
+
+    given = os.environ.get(EXPORT_CACHE_ENV)
+    if given:
+        yield Path(given)
+        return
+    folder = tmp_path_factory.mktemp("export-cache")
+    os.environ[EXPORT_CACHE_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop(EXPORT_CACHE_ENV, None)

@@ -19,7 +19,14 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from crossrank.testing import build_tiny_cross_encoder, trained_model_or_skip
+from crossrank.testing import build_tiny_cross_encoder, isolated_export_cache, trained_model_or_skip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Model exports (the default backend converts to OpenVINO) stay in the session's folder."""
+    yield from isolated_export_cache(tmp_path_factory)
+
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # integrations/langchain
 REPO_DIR = PACKAGE_DIR.parents[1]

@@ -25,7 +25,14 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.schema import Document, NodeWithScore, TextNode
 
-from crossrank.testing import build_tiny_cross_encoder, trained_model_or_skip
+from crossrank.testing import build_tiny_cross_encoder, isolated_export_cache, trained_model_or_skip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Model exports (the default backend converts to OpenVINO) stay in the session's folder."""
+    yield from isolated_export_cache(tmp_path_factory)
+
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "notebooks" / "data" / "cranfield_llamaindex_sample.jsonl"

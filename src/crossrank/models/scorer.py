@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from crossrank.models.cache import CacheInfo, ScoreCache, text_key
 from crossrank.models.families import Family, resolve_family
 from crossrank.models.loading import LoadedModel, ModelKey, resolve_device, resolve_dtype
 from crossrank.models.microbatch import MicroBatcher
+from crossrank.models.quantized import is_quantized_folder
 from crossrank.models.runtimes import make_runner
 from crossrank.scorers.base import Pair, check_scores
 
@@ -74,14 +77,19 @@ def clear_model_cache() -> None:
         _runners.clear()
         _forward_locks.clear()
         _tokenizer_locks.clear()
+    openvino_runtime = sys.modules.get("crossrank.models.runtimes.openvino")
+    if openvino_runtime is not None:  # its compiled models, only if it was ever used
+        openvino_runtime.forget_compiled()
 
 
 class ModelScorer:
     """Scores pairs with a reranker model, loaded lazily and shared process-wide.
 
     Scores equal `sentence_transformers.CrossEncoder.predict` on the same pairs (float32,
-    default settings) whatever the batch order; the faster modes (`dtype="bfloat16"`,
-    `backend="onnx"`, `quantize="int8"`) trade a little fidelity for speed (see README).
+    default settings) whatever the batch order, on the default `backend="auto"` (OpenVINO on
+    CPU once it passes its self-check, else torch); the faster modes (`dtype="bfloat16"`, a
+    `crossrank quantize` int8 folder, ONNX `quantize="int8"`) trade a little fidelity for
+    speed (see README).
     """
 
     def __init__(
@@ -97,7 +105,7 @@ class ModelScorer:
         allow_pickle_weights: bool = False,
         model_family: str = "auto",
         instruction: str | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         quantize: str = "none",
         token_budget: int | None = None,
         num_threads: int | None = None,
@@ -105,14 +113,24 @@ class ModelScorer:
         microbatch: bool = False,
         microbatch_wait_ms: float = 2.0,
     ) -> None:
+        if backend in ("onnx", "openvino") and device == "auto":
+            device = "cpu"  # CPU runtimes, even on a machine with a GPU
+        if backend == "auto" and device == "auto" and is_quantized_folder(model):
+            device = "cpu"  # a `crossrank quantize` folder is an int8 OpenVINO (CPU) model
         resolved_device = resolve_device(device)
         resolved_dtype = resolve_dtype(dtype, resolved_device)
         if backend == "onnx":
             resolved_device, resolved_dtype = "cpu", "float32"
+        # OpenVINO converts the float32 torch model and sets its precision when compiling.
+        converts = backend == "openvino" or (
+            backend == "auto"
+            and resolved_device == "cpu"
+            and resolved_dtype in ("float32", "bfloat16")
+        )
         self.key = ModelKey(
             name=model,
             device=resolved_device,
-            dtype=resolved_dtype,
+            dtype="float32" if converts else resolved_dtype,
             max_length=max_length,
             trust_remote_code=trust_remote_code,
             allow_pickle_weights=allow_pickle_weights,
@@ -169,8 +187,10 @@ class ModelScorer:
                     self.family,
                     loaded,
                     self.key,
+                    dtype=self.compute_dtype,
                     quantize=self.quantize,
                     num_threads=self.num_threads,
+                    encode=self.encode,
                 )
                 with _shared_lock:
                     _runners[key] = runner
@@ -209,7 +229,9 @@ class ModelScorer:
         def counted() -> None:
             self.forward_calls += 1
 
-        with _lock_for(_forward_locks, loaded):
+        # A concurrent runner (OpenVINO: one infer request per call) needs no model-wide lock.
+        lock = nullcontext() if getattr(runner, "concurrent", False) else None
+        with lock or _lock_for(_forward_locks, loaded):
             return run_batches(
                 rows,
                 runner,

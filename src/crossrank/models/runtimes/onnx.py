@@ -3,28 +3,24 @@
 A family's scoring module is exported once with `torch.onnx.export` (dynamic batch and
 sequence axes), fused with ONNX Runtime's transformer optimizer when it knows the
 architecture, optionally quantized to dynamic int8 (`quantize="int8"`: int8 weights,
-activations quantized on the fly), and cached on disk under ``$CROSSRANK_ONNX_CACHE``
-(default ``~/.cache/crossrank/onnx``) in a folder named by a hash of the model (its folder or
-hub id, and the size and mtime of its files), the family, the settings and the library
-versions. Later processes load the cached file in well under a second. Runs on CPU with
-every graph optimisation on.
+activations quantized on the fly), and cached on disk through the export path it shares
+with OpenVINO (`export.py`: the folder is ``$CROSSRANK_ONNX_CACHE``, else
+``$CROSSRANK_EXPORT_CACHE/onnx``, default ``~/.cache/crossrank/onnx``, keyed by a hash of the
+model, family, settings and library versions, written atomically). Later processes load the
+cached file in well under a second. Runs on CPU with every graph optimisation on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import shutil
-import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from crossrank.errors import ModelLoadError
+from crossrank.models.runtimes.export import cache_root, cached_export, example_batch, export_key
 
 if TYPE_CHECKING:
     from crossrank.models.families.base import Family
@@ -34,47 +30,23 @@ logger = logging.getLogger("crossrank")
 
 ONNX_CACHE_ENV = "CROSSRANK_ONNX_CACHE"
 OPSET = 17
-_FORMAT = 3  # bump when the export recipe changes, so old cached files are not reused
-_export_lock = threading.Lock()
+_FORMAT = 4  # bump when the export recipe changes, so old cached files are not reused
 
 
 def onnx_cache_root() -> Path:
-    root = os.environ.get(ONNX_CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "crossrank" / "onnx"
+    return cache_root("onnx")
 
 
-def _model_fingerprint(name: str) -> dict[str, Any]:
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        return {
-            "folder": str(folder.resolve()),
-            "files": [
-                [str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)]
-                for p in files
-            ],
-        }
-    return {"hub_id": name}
-
-
-def export_key(name: str, family: str, quantize: str, trust_remote_code: bool) -> str:
+def onnx_export_key(name: str, family: str, quantize: str, trust_remote_code: bool) -> str:
     import onnxruntime
-    import torch
-    import transformers
 
-    payload = {
-        "model": _model_fingerprint(name),
-        "family": family,
+    settings = {
         "quantize": quantize,
         "trust_remote_code": trust_remote_code,
         "opset": OPSET,
         "format": _FORMAT,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnxruntime": onnxruntime.__version__,
     }
-    blob = json.dumps(payload, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:24]
+    return export_key(name, family, settings, {"onnxruntime": onnxruntime.__version__})
 
 
 def _require_onnxruntime() -> Any:
@@ -92,7 +64,7 @@ def _export(module: Any, hf_model: Any, input_names: list[str], path: Path) -> N
     """torch.onnx.export of a family's scoring module, with dynamic batch and sequence axes."""
     import torch
 
-    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in input_names)
+    example = example_batch(input_names)
     previous = getattr(hf_model.config, "_attn_implementation", None)
     try:
         # The eager attention traces into plain ONNX ops that ORT's optimizer knows how to fuse.
@@ -144,51 +116,34 @@ def build_onnx(
 ) -> Path:
     """The cached ONNX file for this model and settings, exported on first use."""
     _require_onnxruntime()
-    folder = onnx_cache_root() / export_key(key.name, family.name, quantize, key.trust_remote_code)
-    final = folder / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
-    if final.is_file():
-        return final
-    with _export_lock:
-        if final.is_file():
-            return final
-        hf_model = loaded.hf_model
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="export-", dir=folder.parent))
-        try:
-            logger.info("exporting %s to ONNX (once; cached in %s)", key.name, folder)
-            raw = work / "raw.onnx"
-            _export(family.scoring_module(loaded), hf_model, input_names, raw)
-            fp32 = work / "model.onnx"
-            if not _fuse(raw, fp32, hf_model.config):
-                shutil.copyfile(raw, fp32)
-            raw.unlink()
-            if quantize == "int8":
-                from onnx import TensorProto
-                from onnxruntime.quantization import QuantType, quantize_dynamic
+    key_hash = onnx_export_key(key.name, family.name, quantize, key.trust_remote_code)
+    filename = "model.int8.onnx" if quantize == "int8" else "model.onnx"
 
-                quantize_dynamic(
-                    str(fp32),
-                    str(work / "model.int8.onnx"),
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,  # better rank agreement than per-tensor scales
-                    # fused nodes (com.microsoft domain) have no inferred output type
-                    extra_options={"DefaultTensorType": TensorProto.FLOAT},
-                )
-                fp32.unlink()
-            (work / "crossrank-export.json").write_text(
-                json.dumps(
-                    {"model": key.name, "family": family.name, "quantize": quantize, "opset": OPSET}
-                )
-                + "\n"
+    def build(work: Path) -> None:
+        hf_model = loaded.hf_model
+        logger.info("exporting %s to ONNX (once; cached in %s)", key.name, onnx_cache_root())
+        raw = work / "raw.onnx"
+        _export(family.scoring_module(loaded), hf_model, input_names, raw)
+        fp32 = work / "model.onnx"
+        if not _fuse(raw, fp32, hf_model.config):
+            shutil.copyfile(raw, fp32)
+        raw.unlink()
+        if quantize == "int8":
+            from onnx import TensorProto
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(
+                str(fp32),
+                str(work / "model.int8.onnx"),
+                weight_type=QuantType.QInt8,
+                per_channel=True,  # better rank agreement than per-tensor scales
+                # fused nodes (com.microsoft domain) have no inferred output type
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )
-            work.chmod(0o755)
-            if folder.exists():  # a folder left by an interrupted or concurrent export
-                shutil.rmtree(folder, ignore_errors=True)
-            os.replace(work, folder)
-        finally:
-            if work.exists():
-                shutil.rmtree(work, ignore_errors=True)
-    return final
+            fp32.unlink()
+
+    marker = {"model": key.name, "family": family.name, "quantize": quantize, "opset": OPSET}
+    return cached_export("onnx", key_hash, build, marker) / filename
 
 
 class OnnxRunner:
