@@ -85,7 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="crossrank default (auto),crossrank openvino bf16",
         help="comma-separated mode names (as in the table) for the concurrency part",
     )
-    p.add_argument("--calibration-pairs", type=int, default=120)
+    p.add_argument(
+        "--calibration-pairs",
+        type=int,
+        default=160,
+        help="pairs written for `crossrank quantize` (it holds 5 queries of 8 apart)",
+    )
     p.add_argument("--skip-large", action="store_true")
     p.add_argument("--skip-main", action="store_true", help="only the concurrency part")
     p.add_argument("--skip-concurrency", action="store_true")
@@ -105,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.sizes, args.repeats, args.skip_large = "10", 2, True
         args.large_repeats, args.concurrency, args.concurrent_n = 1, 4, 10
-        args.calibration_pairs = min(args.calibration_pairs, 24)
+        args.calibration_pairs = min(args.calibration_pairs, 64)
     return args
 
 
@@ -734,7 +739,7 @@ def calibration_file(
     """JSON Lines pairs from other queries (not query 0) and other documents than measured."""
     rng = random.Random(7)
     others = [t for t in texts if t not in measured]
-    per_query = 4
+    per_query = 8  # `crossrank quantize` holds some of these queries apart to measure fidelity
     lines = []
     for q in queries[1:]:
         for d in rng.sample(others, per_query):
