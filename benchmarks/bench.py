@@ -1017,9 +1017,10 @@ def main(argv: list[str] | None = None) -> None:
             calib = calibration_file(
                 texts, queries, measured, args.calibration_pairs, work / f"calib-{label}.jsonl"
             )
-            info = quantize(model_dir, calib, work / f"int8-{label}")
-            quantized[label] = info
-            print(f"{label}: crossrank quantize -> {info}", flush=True)
+            if label not in quantized:  # once per model: the concurrency part reuses it
+                quantized[label] = quantize(model_dir, calib, work / f"int8-{label}")
+                print(f"{label}: crossrank quantize -> {quantized[label]}", flush=True)
+            info = quantized[label]
             int8 = info.get("folder")
         modes = [baseline, *cpu_crossrank_modes(int8)]
         if "error" in quantized.get(label, {}):
