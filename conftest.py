@@ -88,7 +88,7 @@ def _setup(namespace: dict[str, Any]) -> None:
 def _teardown(namespace: dict[str, Any]) -> None:
     from huggingface_hub import constants
 
-    from crossrank.scorers.cross_encoder import clear_model_cache
+    from crossrank.models import clear_model_cache
 
     state = namespace["_readme"]
     os.chdir(state["old_cwd"])

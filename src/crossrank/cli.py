@@ -75,9 +75,11 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
     previous stage's score field, whose value is kept in `original_score`.
     """
     fields = result.contract_fields()
-    for name in ("truncated", "best_chunk"):  # long-document facts, when known
+    for name in ("truncated", "best_chunk", "unreadable"):  # facts, when known
         if getattr(result, name) is not None:
             fields[name] = getattr(result, name)
+    if result.unreadable is not None:
+        fields["score"] = None  # JSON has no -inf: an unscored document (--on-unreadable last)
     doc = result.document
     if nest or not isinstance(doc, dict):
         return {"document": doc, **fields}
@@ -89,6 +91,17 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
                 "each document whole under 'document'"
             )
     return {**doc, **fields}
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One output line: UTF-8 as it reads, or \\u escapes where a document holds a lone
+    surrogate (a bad decode upstream) that UTF-8 cannot encode, so nothing is lost."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line
 
 
 def _progress_callback(total: int) -> Any:
@@ -107,6 +120,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         "original_score_field": args.original_score_field,
         "batch_size": args.batch_size,
         "device": args.device,
+        "on_unreadable": args.on_unreadable,
     }
     if args.top_k is not None:
         settings["top_k"] = args.top_k
@@ -129,9 +143,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
             bar.close()
     # Build every record first: a collision error must not leave a half-written output.
     lines = [
-        json.dumps(
-            output_record(r, reranker.config.original_score_field, args.nest), ensure_ascii=False
-        )
+        _json_line(output_record(r, reranker.config.original_score_field, args.nest))
         for r in results
     ]
     if args.output:
@@ -367,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--on-unreadable",
+        choices=["raise", "skip", "last"],
+        default="raise",
+        help="a document with no readable text: raise (default: stop with an error naming it), "
+        "skip (leave it out, named in a warning) or last (after the scored ones, score null, "
+        "its problem in 'unreadable')",
+    )
     p.add_argument(
         "--nest",
         action="store_true",

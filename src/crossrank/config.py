@@ -33,13 +33,21 @@ LongDocuments = Literal["truncate", "chunk"]
 ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["auto", "torch", "onnx", "openvino"]
 Quantize = Literal["none", "int8"]
+OnUnreadable = Literal["raise", "skip", "last"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
 
 
-class RerankConfig(BaseModel):
-    """Settings of one rerank stage (the *stage contract*).
+class EngineSettings(BaseModel):
+    """The scoring engine's settings: every contract setting but the per-call ones.
+
+    One definition, inherited by `RerankConfig` and by both integrations' classes
+    (`langchain_crossrank.CrossRankReranker`, `llama_index.postprocessor.crossrank.
+    CrossRankRerank`), so that a setting added here reaches every entry point with the same
+    type, default, validation and description. The per-call settings (`CALL_SETTINGS`: how
+    many to return, the query, where the text and the previous score live) are mapped by each
+    entry point in its own framework's terms.
 
     Scores: with the built-in model scorer, `score` is the cross-encoder's output after
     `activation`. `"default"` applies the model's own activation (for a one-logit reranker
@@ -48,7 +56,8 @@ class RerankConfig(BaseModel):
     final scores itself, so it takes no `activation`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # No "model_" protected namespace: `model` and later `model_family` are contract names.
+    model_config = ConfigDict(protected_namespaces=())
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -64,18 +73,6 @@ class RerankConfig(BaseModel):
             "name, a callable taking the list of (query, text) pairs, or an object with a "
             "`score(pairs)` method."
         ),
-    )
-    top_k: PositiveInt | None = Field(
-        default=None, description="How many documents to return; None keeps all, reordered."
-    )
-    query: str | None = Field(default=None, description="Default query, overridable per call.")
-    document_field: str = Field(
-        default="content",
-        description="Where the text lives: a key or attribute, dotted paths reach into nesting.",
-    )
-    original_score_field: str = Field(
-        default="score",
-        description="Where the previous stage's score lives (dotted path); copied untouched.",
     )
     batch_size: PositiveInt = Field(
         default=32, description="Most pairs per forward pass (the token budget may make it fewer)."
@@ -167,6 +164,16 @@ class RerankConfig(BaseModel):
         default=2.0,
         description="How long the first of several concurrent calls waits for others to join.",
     )
+    on_unreadable: OnUnreadable = Field(
+        default="raise",
+        description=(
+            "A document with no readable text (field missing, not a string, empty or "
+            "invisible-only, invalid Unicode): 'raise' a DocumentError naming it (default), "
+            "'skip' it (left out of the results, named in one warning per call), or rank it "
+            "'last' (after every scored document, input order kept, score -inf, its problem "
+            "in RankedDocument.unreadable)."
+        ),
+    )
 
     @field_validator("scorer")
     @classmethod
@@ -181,25 +188,6 @@ class RerankConfig(BaseModel):
             f"scorer must be an http(s) URL, a callable or an object with a score(pairs) "
             f"method, not {type(value).__name__}"
         )
-
-    @field_validator("document_field", "original_score_field")
-    @classmethod
-    def _check_path(cls, value: str) -> str:
-        segments = value.split(".")
-        if not all(_PATH_SEGMENT.match(s) for s in segments):
-            raise ValueError(
-                f"{value!r} is not a field path: use a name or dotted names such as "
-                "'metadata.body' (no empty segments or spaces)"
-            )
-        return value
-
-    @field_validator("query")
-    @classmethod
-    def _check_query(cls, value: str | None) -> str | None:
-        problem = None if value is None else text_problem(value)
-        if problem is not None:
-            raise ValueError(f"query {problem}; leave it unset or give a non-empty string")
-        return value
 
     @field_validator("device")
     @classmethod
@@ -219,7 +207,7 @@ class RerankConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_long_documents(self) -> RerankConfig:
+    def _check_long_documents(self) -> Any:
         if self.long_documents == "chunk" and self.scorer is not None and self.tokenizer is None:
             raise ValueError(
                 "long_documents='chunk' with a custom scorer needs `tokenizer` (a Hugging Face "
@@ -229,7 +217,7 @@ class RerankConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _check_backend(self) -> RerankConfig:
+    def _check_backend(self) -> Any:
         from crossrank.models.quantized import INT8_REFUSAL, is_quantized_folder
 
         quantized = self.scorer is None and is_quantized_folder(self.model)
@@ -257,18 +245,56 @@ class RerankConfig(BaseModel):
             )
         return self
 
-    @field_serializer("scorer")
+    @field_serializer("scorer", when_used="json")
     def _serialise_scorer(self, value: Any) -> str | None:
         if value is None or isinstance(value, str):
             return value
         raise TypeError(
-            "this RerankConfig has a Python scorer object, which cannot be serialised; "
-            "only an http(s) endpoint URL can be written to JSON"
+            f"this {type(self).__name__} has a Python scorer object, which cannot be "
+            "serialised; only an http(s) endpoint URL can be written to JSON"
         )
 
 
-# How one call reads its documents and how many it returns; every other setting configures the
-# scoring engine. Integrations mirror ENGINE_SETTINGS as their own fields, so a setting added
-# to the contract reaches LangChain and LlamaIndex users through this one list.
+class RerankConfig(EngineSettings):
+    """Settings of one rerank stage (the *stage contract*): `EngineSettings` plus how one call
+    reads its documents and how many it returns (see `EngineSettings` for what scores mean)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    top_k: PositiveInt | None = Field(
+        default=None, description="How many documents to return; None keeps all, reordered."
+    )
+    query: str | None = Field(default=None, description="Default query, overridable per call.")
+    document_field: str = Field(
+        default="content",
+        description="Where the text lives: a key or attribute, dotted paths reach into nesting.",
+    )
+    original_score_field: str = Field(
+        default="score",
+        description="Where the previous stage's score lives (dotted path); copied untouched.",
+    )
+
+    @field_validator("document_field", "original_score_field")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        segments = value.split(".")
+        if not all(_PATH_SEGMENT.match(s) for s in segments):
+            raise ValueError(
+                f"{value!r} is not a field path: use a name or dotted names such as "
+                "'metadata.body' (no empty segments or spaces)"
+            )
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _check_query(cls, value: str | None) -> str | None:
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            raise ValueError(f"query {problem}; leave it unset or give a non-empty string")
+        return value
+
+
+# How one call reads its documents and how many it returns; every other setting (the fields of
+# EngineSettings) configures the scoring engine and reaches the integrations by inheritance.
 CALL_SETTINGS = frozenset({"top_k", "query", "document_field", "original_score_field"})
-ENGINE_SETTINGS = tuple(name for name in RerankConfig.model_fields if name not in CALL_SETTINGS)
+ENGINE_SETTINGS = tuple(EngineSettings.model_fields)

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from crossrank.config import RerankConfig
-from crossrank.documents import document_id, document_text, original_score, text_problem
-from crossrank.errors import QueryError
+from crossrank.documents import describe, document_id, document_text, original_score, text_problem
+from crossrank.errors import ConfigError, DocumentError, QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
 from crossrank.long_documents import report as report_truncation
 from crossrank.models import ModelScorer
@@ -32,6 +34,15 @@ logger = logging.getLogger("crossrank")
 # it still works (memory is bounded by the batch), but the caller is told once per call.
 PRACTICAL_MAX_CANDIDATES = 1000
 
+# The warning about unreadable documents names at most this many of them (and counts the rest);
+# its log record carries all of them under this attribute: [(index, document_id), ...].
+NAMED_UNREADABLE = 10
+UNREADABLE_RECORD = "crossrank_unreadable"
+
+# The score of a document ranked last for want of text (on_unreadable="last"): a plain float
+# below every finite score, so any sort or threshold keeps it last.
+UNSCORED = float("-inf")
+
 _UNSET: Any = object()
 
 
@@ -42,9 +53,10 @@ class _Prepared:
     documents: list[Any]
     ids: list[Any]
     pairs: list[tuple[str, str]]  # what the scorer scores: one per unique text, or per window
-    text_slot: list[int]  # document i is unique text text_slot[i]
+    text_slot: list[int | None]  # document i is unique text text_slot[i]; None: unreadable
     top_k: int | None
     expansion: Expansion  # unique texts -> pairs (windows when chunking) and back
+    unreadable: dict[int, str]  # document index -> its problem (on_unreadable skip / last)
 
 
 class Reranker:
@@ -53,11 +65,25 @@ class Reranker:
     Construction is cheap and loads nothing; the model (or endpoint client) is created on the
     first call and then shared. Settings are those of `RerankConfig`; pass them as keywords
     or pass a ready config. One `Reranker` is safe to use from many threads and coroutines.
+
+    `api_key` is an endpoint scorer's key given directly (it is not a contract setting: the
+    contract names only the variable, `scorer_api_key_env`); it is never printed.
+
+    Copies share the scorer (settings are frozen, the scorer is thread-safe); a pickled
+    reranker leaves its scorer behind and builds it again on first use, a model coming back
+    from the process-wide cache.
     """
 
     _stage: StageSpec | None = None  # how `from_stage` read it, so `to_stage` writes it back
 
-    def __init__(self, config: RerankConfig | Mapping[str, Any] | None = None, /, **settings: Any):
+    def __init__(
+        self,
+        config: RerankConfig | Mapping[str, Any] | None = None,
+        /,
+        *,
+        api_key: str | SecretStr | None = None,
+        **settings: Any,
+    ):
         if config is None:
             config = RerankConfig(**settings)
         elif settings:
@@ -65,8 +91,23 @@ class Reranker:
         elif not isinstance(config, RerankConfig):
             config = RerankConfig.model_validate(config)
         self._config = config
+        self._api_key = _check_api_key(api_key, config)
         self._scorer: Any = None
         self._scorer_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A built scorer holds locks, clients and threads: it is rebuilt after unpickling.
+        state = self.__dict__.copy()
+        state["_scorer"] = None
+        del state["_scorer_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._scorer_lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Reranker:
+        return self  # immutable: frozen settings and a shared, thread-safe scorer
 
     @property
     def config(self) -> RerankConfig:
@@ -100,7 +141,8 @@ class Reranker:
         if self._scorer is None:
             with self._scorer_lock:
                 if self._scorer is None:
-                    self._scorer = make_scorer(self._config)
+                    key = None if self._api_key is None else self._api_key.get_secret_value()
+                    self._scorer = make_scorer(self._config, api_key=key)
         return self._scorer
 
     def __repr__(self) -> str:
@@ -144,50 +186,74 @@ class Reranker:
                 PRACTICAL_MAX_CANDIDATES,
             )
         ids: list[Any] = []
-        slots: list[int] = []
+        slots: list[int | None] = []
         slot_of_text: dict[str, int] = {}
         texts: list[str] = []
+        unreadable: dict[int, str] = {}
         for i, doc in enumerate(docs):
             doc_id = document_id(doc, i)
-            text = document_text(doc, config.document_field, i, doc_id)
             ids.append(doc_id)
+            try:
+                text = document_text(doc, config.document_field, i, doc_id)
+            except DocumentError as exc:
+                if config.on_unreadable == "raise":
+                    raise DocumentError(
+                        f"{exc}; or set on_unreadable='skip' or 'last' to rank without it",
+                        index=exc.index,
+                        document_id=exc.document_id,
+                        field=exc.field,
+                    ) from None
+                unreadable[i] = str(exc)
+                slots.append(None)
+                continue
             slot = slot_of_text.get(text)
             if slot is None:  # identical texts are scored once
                 slot = slot_of_text[text] = len(texts)
                 texts.append(text)
             slots.append(slot)
+        _report_unreadable(unreadable, ids, len(docs), config.on_unreadable)
         # Long documents: count truncation, or split into windows (crossrank.long_documents).
         counter = token_counter(config, self.scorer) if texts else None
         expansion = expand(query, texts, config, counter)
         report_truncation(
-            [expansion.truncated[s] for s in slots],
+            [expansion.truncated[s] for s in slots if s is not None],
             config,
             counter.max_length if counter else None,
         )
-        return _Prepared(docs, ids, expansion.pairs, slots, top_k, expansion)
+        return _Prepared(docs, ids, expansion.pairs, slots, top_k, expansion, unreadable)
 
     def _finish(self, prepared: _Prepared, raw_scores: Any) -> list[RankedDocument]:
-        checked = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
-        unique, best_chunk = prepared.expansion.fold(checked)
-        scores = [unique[slot] for slot in prepared.text_slot]
+        if prepared.pairs:
+            checked = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
+            unique, best_chunk = prepared.expansion.fold(checked)
+        else:  # nothing readable: nothing was scored
+            unique, best_chunk = [], []
+        slots = prepared.text_slot
+        scored = [i for i, slot in enumerate(slots) if slot is not None]
         # sorted() is stable: equal scores keep their input order.
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        order = sorted(scored, key=lambda i: -unique[slots[i]])  # type: ignore[index]
+        if self._config.on_unreadable == "last":
+            order += [i for i, slot in enumerate(slots) if slot is None]
         if prepared.top_k is not None:
             order = order[: prepared.top_k]
         field = self._config.original_score_field
-        return [
-            RankedDocument(
-                document=prepared.documents[i],
-                document_id=prepared.ids[i],
-                score=scores[i],
-                original_score=original_score(prepared.documents[i], field),
-                rerank_position=position,
-                index=i,
-                truncated=prepared.expansion.truncated[prepared.text_slot[i]],
-                best_chunk=best_chunk[prepared.text_slot[i]],
+        results = []
+        for position, i in enumerate(order):
+            slot = slots[i]
+            results.append(
+                RankedDocument(
+                    document=prepared.documents[i],
+                    document_id=prepared.ids[i],
+                    score=UNSCORED if slot is None else unique[slot],
+                    original_score=original_score(prepared.documents[i], field),
+                    rerank_position=position,
+                    index=i,
+                    truncated=None if slot is None else prepared.expansion.truncated[slot],
+                    best_chunk=None if slot is None else best_chunk[slot],
+                    unreadable=prepared.unreadable.get(i),
+                )
             )
-            for position, i in enumerate(order)
-        ]
+        return results
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -211,7 +277,7 @@ class Reranker:
         """
         prepared = self._prepare(query, documents, top_k, inputs)
         if not prepared.pairs:
-            return []
+            return self._finish(prepared, [])
         scorer = self.scorer
         if progress is not None and isinstance(scorer, ModelScorer):
             raw = scorer.score(prepared.pairs, progress=progress)
@@ -238,7 +304,7 @@ class Reranker:
         else:
             prepared = await asyncio.to_thread(self._prepare, query, documents, top_k, inputs)
         if not prepared.pairs:
-            return []
+            return self._finish(prepared, [])
         scorer = self.scorer
         ascore = getattr(scorer, "ascore", None)
         if ascore is not None:
@@ -246,3 +312,47 @@ class Reranker:
         else:
             raw = await asyncio.to_thread(scorer.score, prepared.pairs)
         return self._finish(prepared, raw)
+
+
+def _check_api_key(api_key: str | SecretStr | None, config: RerankConfig) -> SecretStr | None:
+    """The key as a `SecretStr` (masked in every repr), or a `ConfigError` when nothing would
+    send it: only an endpoint scorer URL takes a key."""
+    if api_key is None:
+        return None
+    from crossrank.scorers.registry import parse_endpoint
+
+    if not (isinstance(config.scorer, str) and parse_endpoint(config.scorer) is not None):
+        raise ConfigError(
+            "api_key is sent to an endpoint scorer, but this reranker has none (scorer is "
+            f"{scorer_name(config.scorer) if config.scorer is not None else 'unset'}); set "
+            "scorer to the endpoint's http(s) URL, or leave api_key unset"
+        )
+    if config.scorer_api_key_env is not None:
+        raise ConfigError(
+            f"give the endpoint's key either as api_key or in the variable scorer_api_key_env "
+            f"names ({config.scorer_api_key_env}), not both"
+        )
+    return api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+
+
+def _report_unreadable(unreadable: dict[int, str], ids: list[Any], total: int, policy: str) -> None:
+    """One warning per call naming the documents that had no readable text (never silent)."""
+    if not unreadable:
+        return
+    named = [describe(i, ids[i]) for i in list(unreadable)[:NAMED_UNREADABLE]]
+    more = len(unreadable) - len(named)
+    what = (
+        "left out of the results (on_unreadable='skip')"
+        if policy == "skip"
+        else "ranked last, unscored, with score -inf (on_unreadable='last')"
+    )
+    logger.warning(
+        "%d of %d documents have no readable text and were %s: %s%s. First problem: %s",
+        len(unreadable),
+        total,
+        what,
+        ", ".join(named),
+        f" and {more} more" if more else "",
+        next(iter(unreadable.values())),
+        extra={UNREADABLE_RECORD: [(i, ids[i]) for i in unreadable]},
+    )

@@ -22,6 +22,10 @@ class RankedDocument:
       scorer with no `tokenizer` set).
     - `best_chunk`: with `long_documents="chunk"`, the 0-based index of the document's
       highest-scoring window (0 for a document that fits in one); otherwise None.
+    - `unreadable`: None for a scored document. With `on_unreadable="last"`, a document that
+      had no readable text is returned after the scored ones with `score` -inf (a plain float
+      below every real score, so sorting and thresholds keep it last) and here the problem,
+      naming the document and the field.
     """
 
     document: Any
@@ -32,6 +36,7 @@ class RankedDocument:
     index: int
     truncated: bool | None = None
     best_chunk: int | None = None
+    unreadable: str | None = None
 
     CONTRACT_FIELDS = ("document_id", "score", "original_score", "rerank_position")
 

@@ -12,31 +12,28 @@ Mapping between LangChain `Document`s and the crossrank stage contract:
 
 Each returned `Document` is a new object (same class, same `id` and `page_content`) whose
 metadata is a deep copy of the input's with three keys written: `relevance_score` (plain
-float), `original_score` and `rerank_position` (0-based). The caller's documents are never
-modified.
+float), `original_score` and `rerank_position` (0-based); with `on_unreadable="last"`, a
+document without readable text also gets `unreadable` (its problem) and a `relevance_score`
+of -inf. The caller's documents are never modified.
+
+The engine settings are not repeated here: `CrossRankReranker` inherits them from
+`crossrank.config.EngineSettings`, the definition `crossrank.RerankConfig` inherits too.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import (
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveInt,
-    PrivateAttr,
-    ValidationError,
-    model_validator,
-)
+from langchain_core.utils import secret_from_env
+from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr, SecretStr, model_validator
 
-from crossrank import DEFAULT_MODEL, RankedDocument, RerankConfig, Reranker
-from crossrank.config import ENGINE_SETTINGS, Activation, DType
+from crossrank import RankedDocument, RerankConfig, Reranker
+from crossrank.config import ENGINE_SETTINGS, EngineSettings
+from crossrank.scorers.http import DEFAULT_API_KEY_ENV
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import RetrieverLike
@@ -46,14 +43,18 @@ if TYPE_CHECKING:
 RELEVANCE_SCORE = "relevance_score"
 ORIGINAL_SCORE = "original_score"
 RERANK_POSITION = "rerank_position"
+UNREADABLE = "unreadable"
 OUTPUT_KEYS = (RELEVANCE_SCORE, ORIGINAL_SCORE, RERANK_POSITION)
 
 PAGE_CONTENT = "page_content"
+# Where `rerank()` reads a dict document's text: the key the peers' rerank APIs read
+# (Cohere, Jina: {"text": ...}).
+DICT_TEXT_KEY = "text"
 
 _UNSET: Any = object()
 
-# Settings of the scoring engine itself: given with a ready `reranker`, they would be ignored.
-_ENGINE_SETTINGS = ("top_k", *ENGINE_SETTINGS)
+# Given with a ready `reranker`, these would be ignored: the reranker's own apply.
+_ENGINE_SETTINGS = (*ENGINE_SETTINGS, "api_key")
 
 
 def _text_path(document_field: str) -> str:
@@ -81,11 +82,6 @@ def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
         return copied
 
 
-def _top_k(top_k: Any) -> dict[str, Any]:
-    """The engine's `top_k` keyword for one call: absent when unset (the setting applies)."""
-    return {} if top_k is _UNSET else {"top_k": top_k}
-
-
 def _metadata_value(metadata: dict[str, Any], key: str) -> Any:
     """`metadata[key]` (or, for a dotted key absent as such, the nested value); else None."""
     if key in metadata:
@@ -98,117 +94,101 @@ def _metadata_value(metadata: dict[str, Any], key: str) -> Any:
     return value
 
 
-class CrossRankReranker(BaseDocumentCompressor):
+def top_n_alias(data: Any) -> Any:
+    """Constructor keywords with `top_k` (crossrank's name) folded into `top_n` (LangChain's)."""
+    if isinstance(data, dict) and "top_k" in data:
+        data = dict(data)
+        top_k = data.pop("top_k")
+        if "top_n" in data and data["top_n"] != top_k:
+            raise ValueError(
+                f"top_k ({top_k}) and top_n ({data['top_n']}) disagree; top_k is an alias of "
+                "top_n, give one of them"
+            )
+        data["top_n"] = top_k
+    return data
+
+
+def call_top_n(top_n: Any, top_k: Any) -> Any:
+    """One call's `top_n` (or its alias `top_k`); `_UNSET` when neither is given."""
+    if top_k is _UNSET:
+        return top_n
+    if top_n is not _UNSET and top_n != top_k:
+        raise ValueError(
+            f"top_k ({top_k}) and top_n ({top_n}) disagree; top_k is an alias of top_n, give one"
+        )
+    return top_k
+
+
+class CrossRankReranker(EngineSettings, BaseDocumentCompressor):
     """Rerank LangChain `Document`s with a cross-encoder (crossrank).
 
     Example:
         ```python
         from langchain_crossrank import CrossRankReranker
 
-        reranker = CrossRankReranker(model="BAAI/bge-reranker-v2-m3", top_k=5)
+        reranker = CrossRankReranker(model="BAAI/bge-reranker-v2-m3", top_n=5)
         ranked = reranker.compress_documents(documents, "what is a cross-encoder?")
         ranked[0].metadata["relevance_score"]  # a plain float
         retriever = reranker.as_retriever(vector_store.as_retriever(search_kwargs={"k": 20}))
         ```
 
-    Settings are crossrank's stage contract (`model`, `scorer`, `top_k`, `batch_size`,
-    `max_length`, `device`, `dtype`, `activation`, `trust_remote_code`), or a ready
-    `crossrank.Reranker` as `reranker` (then leave those settings unset: the reranker's own
-    apply). `document_field` and `original_score_key` say where a LangChain `Document` keeps
-    its text and its previous score, and apply in both cases.
+    Settings: every setting of crossrank's stage contract (`model`, `scorer`, `device`,
+    `on_unreadable`, ... inherited from `crossrank.config.EngineSettings`, so each has the
+    contract's type, default, validation and description), or a ready `crossrank.Reranker`
+    as `reranker` (then leave those settings unset: the reranker's own apply). `top_n` (alias
+    `top_k`) is how many to return: None (the default) keeps all, reordered, where the
+    LangChain peers default to 3 to 5. `document_field` and `original_score_key` say where a
+    LangChain `Document` keeps its text and its previous score, and apply in both cases.
 
     Nothing loads at construction; the model loads on the first call and is then shared by
-    every call, thread and coroutine. `acompress_documents` never blocks the event loop.
+    every call, thread and coroutine, and by copies. `acompress_documents` never blocks the
+    event loop. Copies (`copy.deepcopy`, `model_copy(deep=True)`) and pickles work: a pickle
+    leaves the engine behind, and the model comes back from crossrank's process-wide cache.
     """
 
-    model: str = Field(default=DEFAULT_MODEL, min_length=1)
-    """Hugging Face cross-encoder name or local folder."""
+    top_n: PositiveInt | None = Field(
+        default=None,
+        description="How many documents to return, best first; None keeps all, reordered. "
+        "Alias: top_k. Larger than N returns all.",
+    )
+    document_field: str = Field(
+        default=PAGE_CONTENT,
+        description="Where the text lives: page_content, or a metadata key ('body' or "
+        "'metadata.body'; dotted paths reach into nested metadata).",
+    )
+    original_score_key: str | None = Field(
+        default=None,
+        description="Metadata key holding the first-stage score (for example 'score'), copied "
+        "to original_score when the input has no relevance_score.",
+    )
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(DEFAULT_API_KEY_ENV, default=None),
+        description=f"An endpoint scorer's API key (default: ${DEFAULT_API_KEY_ENV}; or name "
+        "another variable with scorer_api_key_env). Sent only to the `scorer` URL, never "
+        "printed.",
+    )
+    reranker: Reranker | None = Field(
+        default=None,
+        description="A ready crossrank.Reranker to score with, instead of the settings above.",
+    )
 
-    scorer: Any = None
-    """Custom scorer overriding `model`: an http(s) endpoint URL, a callable
-    ``fn(pairs) -> scores`` (sync or async), or an object with ``score(pairs)``."""
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
 
-    top_k: PositiveInt | None = None
-    """How many documents to return, best first; None keeps all. Larger than N returns all."""
+    _engine: Reranker | None = PrivateAttr(default=None)
+    _built_from: dict[str, Any] | None = PrivateAttr(default=None)
+    _dict_engine: Reranker | None = PrivateAttr(default=None)
 
-    document_field: str = PAGE_CONTENT
-    """Where the text lives: ``page_content``, or a metadata key (``"body"`` or
-    ``"metadata.body"``; dotted paths reach into nested metadata)."""
-
-    original_score_key: str | None = None
-    """Metadata key holding the first-stage score (for example ``"score"``), copied to
-    `original_score` when the input has no `relevance_score`."""
-
-    batch_size: PositiveInt = 32
-    """Pairs per forward pass."""
-
-    max_length: PositiveInt | None = None
-    """Token limit per (query, document) pair; None uses the model's own."""
-
-    device: str = "auto"
-    """``auto`` (cuda, then mps, then cpu), ``cpu``, ``mps``, ``cuda`` or ``cuda:N``."""
-
-    dtype: DType = "auto"
-    """``auto``: float16 on cuda, float32 elsewhere."""
-
-    activation: Activation = "default"
-    """``default`` (the model's own, a sigmoid for one-logit rerankers), ``sigmoid``, ``none``."""
-
-    trust_remote_code: bool = False
-    """Let a model repository run its own Python code (only when you trust it)."""
-
-    allow_pickle_weights: bool = False
-    """Load pickle weights (``pytorch_model.bin``) of a model without safetensors (trusted only)."""
-
-    scorer_api_key_env: str | None = None
-    """Environment variable holding an endpoint scorer's API key (never stored or printed)."""
-
-    long_documents: Literal["truncate", "chunk"] = "truncate"
-    """Texts past ``max_length``: ``truncate`` (counted) or ``chunk`` (token windows, pooled)."""
-
-    chunk_overlap: NonNegativeInt | None = None
-    """Tokens shared by consecutive windows; None: a quarter of a window."""
-
-    chunk_pooling: Literal["max", "mean", "first"] = "max"
-    """How window scores become the document's score."""
-
-    max_chunks_per_document: PositiveInt = 8
-    """Windows scored per document at most; the rest is truncated and counted."""
-
-    tokenizer: str | None = None
-    """Tokenizer name or folder for chunking with a custom scorer."""
-
-    backend: Literal["torch", "onnx"] = "torch"
-    """``torch``, or ``onnx`` (ONNX Runtime on CPU; the ``crossrank[onnx]`` extra)."""
-
-    quantize: Literal["none", "int8"] = "none"
-    """``int8``: dynamic int8 quantisation with ``backend="onnx"`` (lossy)."""
-
-    token_budget: PositiveInt | None = None
-    """Most padded tokens per forward pass; None: a default per device."""
-
-    num_threads: PositiveInt | None = None
-    """CPU threads for the forward pass (process-wide in torch)."""
-
-    cache_size: NonNegativeInt = 0
-    """Entries of the LRU score cache; 0 is off."""
-
-    microbatch: bool = False
-    """Concurrent calls on one model share batches."""
-
-    microbatch_wait_ms: NonNegativeFloat = 2.0
-    """How long a call waits for others to join its batch."""
-
-    reranker: Reranker | None = None
-    """A ready `crossrank.Reranker` to score with, instead of the settings above."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    _engine: Reranker = PrivateAttr()
+    @model_validator(mode="before")
+    @classmethod
+    def _top_k_alias(cls, data: Any) -> Any:
+        data = top_n_alias(data)
+        ready = data.get("reranker") if isinstance(data, dict) else None
+        if isinstance(ready, Reranker) and "top_n" not in data:
+            data = {**data, "top_n": ready.config.top_k}  # the ready reranker's own count
+        return data
 
     @model_validator(mode="after")
-    def _build_engine(self) -> CrossRankReranker:
-        path = _text_path(self.document_field)
+    def _check_engine(self) -> CrossRankReranker:
         if self.reranker is not None:
             given = sorted(set(_ENGINE_SETTINGS) & self.model_fields_set)
             if given:
@@ -216,21 +196,66 @@ class CrossRankReranker(BaseDocumentCompressor):
                     f"pass either a ready `reranker` or engine settings, not both: "
                     f"{', '.join(given)} would be ignored; set them on the crossrank.Reranker"
                 )
-            settings = dict(self.reranker.config)
-        else:
-            settings = {name: getattr(self, name) for name in _ENGINE_SETTINGS}
-        # The previous score is mapped here (see _original_score); the engine reads the text.
-        settings.update(document_field=path, original_score_field=f"metadata.{RELEVANCE_SCORE}")
-        try:
-            config = RerankConfig(**settings)
-        except ValidationError as exc:
-            raise ValueError(f"invalid crossrank setting: {exc}") from None
-        if self.reranker is not None and config == self.reranker.config:
-            self._engine = self.reranker  # share its scorer (an HTTP client, a loaded model)
-        else:
-            # Same scorer object; a model comes from crossrank's process-wide cache.
-            self._engine = Reranker(config)
+        self._engine_now()  # builds the engine config: the engine's own checks run here
         return self
+
+    # -- the engine (built lazily, rebuilt when a setting changed) --------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        # Only what was given: defaults are the contract's own, and the engine must see which
+        # settings were set (a Cohere-compatible endpoint is sent `model` only when set).
+        return {
+            name: getattr(self, name) for name in ENGINE_SETTINGS if name in self.model_fields_set
+        }
+
+    def _build(self, document_field: str, original_score_field: str) -> Reranker:
+        paths = {"document_field": document_field, "original_score_field": original_score_field}
+        if self.reranker is not None:
+            config = self.reranker.config
+            if all(getattr(config, k) == v for k, v in paths.items()):
+                return self.reranker  # share its scorer (an HTTP client, a loaded model)
+            # The same settings read through this mapping; the scorer comes along (a model
+            # from crossrank's process-wide cache).
+            return Reranker(config.model_copy(update=paths), api_key=self.reranker._api_key)
+        key = self.api_key if "api_key" in self.model_fields_set else None
+        return Reranker(RerankConfig(**self._settings(), **paths), api_key=key)
+
+    def _engine_now(self) -> Reranker:
+        built_from = {
+            **self._settings(),
+            "document_field": self.document_field,
+            "api_key": self.api_key if "api_key" in self.model_fields_set else None,
+            "reranker": self.reranker,
+        }
+        if self._engine is None or built_from != self._built_from:
+            # The previous score is mapped here (see _original_score); the engine reads text.
+            path = _text_path(self.document_field)
+            self._engine = self._build(path, f"metadata.{RELEVANCE_SCORE}")
+            self._dict_engine = None
+            self._built_from = built_from
+        return self._engine
+
+    def _engine_for_dicts(self) -> Reranker:
+        self._engine_now()  # drops a dict engine built from settings since changed
+        if self._dict_engine is None:
+            self._dict_engine = self._build(DICT_TEXT_KEY, "score")
+        return self._dict_engine
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A built engine holds locks and clients: leave it behind, rebuild on first use.
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private.update(_engine=None, _built_from=None, _dict_engine=None)
+        state["__pydantic_private__"] = private
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> CrossRankReranker:
+        """A copy with its own settings that shares the engine (thread-safe; it may hold a
+        loaded model, which is not copied); changing a setting of the copy gives it its own."""
+        clone = self.model_copy()
+        if memo is not None:
+            memo[id(self)] = clone
+        return clone
 
     # -- mapping ----------------------------------------------------------------------------
 
@@ -249,6 +274,8 @@ class CrossRankReranker(BaseDocumentCompressor):
         metadata[RELEVANCE_SCORE] = ranked.score
         metadata[ORIGINAL_SCORE] = original
         metadata[RERANK_POSITION] = ranked.rerank_position
+        if ranked.unreadable is not None:
+            metadata[UNREADABLE] = ranked.unreadable
         # model_copy keeps the class, `id`, `page_content` and any extra fields.
         return source.model_copy(update={"metadata": metadata})
 
@@ -270,23 +297,86 @@ class CrossRankReranker(BaseDocumentCompressor):
                 raise TypeError(f"document {i} (id {doc.id!r}): metadata is not a dict")
         return docs
 
-    # -- public API -------------------------------------------------------------------------
+    def _top_k(self, top_n: Any) -> int | None:
+        return self.top_n if top_n is _UNSET else top_n
+
+    def rerank_documents(
+        self, documents: Sequence[Document], query: str, *, top_n: int | None = _UNSET
+    ) -> list[Document]:
+        """`compress_documents` with a per-call `top_n` (None keeps all)."""
+        docs = self._check_documents(documents)
+        ranked = self._engine_now().rerank(query, docs, top_k=self._top_k(top_n))
+        return [self._to_document(r) for r in ranked]
+
+    async def arerank_documents(
+        self, documents: Sequence[Document], query: str, *, top_n: int | None = _UNSET
+    ) -> list[Document]:
+        """`rerank_documents` for async code: scoring runs off the event loop."""
+        docs = self._check_documents(documents)
+        ranked = await self._engine_now().arerank(query, docs, top_k=self._top_k(top_n))
+        return [self._to_document(r) for r in ranked]
+
+    # -- the peers' rerank(): indexes and scores ----------------------------------------------
+
+    def _plain_inputs(self, documents: Sequence[str | Document | dict]) -> tuple[Reranker, list]:
+        if isinstance(documents, str | bytes | Document | dict):
+            raise TypeError(
+                f"documents must be a sequence of str, Document or dict, not a single "
+                f"{type(documents).__name__}"
+            )
+        docs = list(documents)
+        kinds = set()
+        for i, doc in enumerate(docs):
+            if isinstance(doc, Document):
+                kinds.add(Document)
+            elif isinstance(doc, dict):
+                kinds.add(dict)
+            elif not isinstance(doc, str):
+                raise TypeError(
+                    f"document {i} is a {type(doc).__name__}; rerank() takes str, Document or "
+                    "dict documents"
+                )
+        if kinds == {Document, dict}:
+            raise TypeError(
+                "rerank() got both Documents and dicts: give one kind per call (a dict's text "
+                f"is its {DICT_TEXT_KEY!r} key, a Document's is document_field)"
+            )
+        engine = self._engine_for_dicts() if dict in kinds else self._engine_now()
+        return engine, docs
+
+    @staticmethod
+    def _index_scores(ranked: list[RankedDocument]) -> list[dict[str, Any]]:
+        return [{"index": r.index, RELEVANCE_SCORE: r.score} for r in ranked]
 
     def rerank(
-        self, documents: Sequence[Document], query: str, *, top_k: int | None = _UNSET
-    ) -> list[Document]:
-        """Rerank `documents` against `query`; `top_k` overrides the setting for this call."""
-        docs = self._check_documents(documents)
-        ranked = self._engine.rerank(query, docs, **_top_k(top_k))
-        return [self._to_document(r) for r in ranked]
+        self,
+        documents: Sequence[str | Document | dict],
+        query: str,
+        *,
+        top_n: int | None = _UNSET,
+    ) -> list[dict[str, Any]]:
+        """Score `documents` against `query`, as the LangChain peers' `rerank()` does:
+        ``[{"index": i, "relevance_score": s}, ...]``, best first, `index` into `documents`.
+
+        Documents are strings, `Document`s (text at `document_field`) or dicts (text at
+        their ``"text"`` key, as the Cohere and Jina APIs read one). `top_n` overrides the
+        setting for this call; None keeps all.
+        """
+        engine, docs = self._plain_inputs(documents)
+        return self._index_scores(engine.rerank(query, docs, top_k=self._top_k(top_n)))
 
     async def arerank(
-        self, documents: Sequence[Document], query: str, *, top_k: int | None = _UNSET
-    ) -> list[Document]:
+        self,
+        documents: Sequence[str | Document | dict],
+        query: str,
+        *,
+        top_n: int | None = _UNSET,
+    ) -> list[dict[str, Any]]:
         """`rerank` for async code: scoring runs off the event loop (or on an async scorer)."""
-        docs = self._check_documents(documents)
-        ranked = await self._engine.arerank(query, docs, **_top_k(top_k))
-        return [self._to_document(r) for r in ranked]
+        engine, docs = self._plain_inputs(documents)
+        return self._index_scores(await engine.arerank(query, docs, top_k=self._top_k(top_n)))
+
+    # -- BaseDocumentCompressor ---------------------------------------------------------------
 
     def compress_documents(
         self,
@@ -294,13 +384,14 @@ class CrossRankReranker(BaseDocumentCompressor):
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """Rerank `documents` against `query`: new `Document`s, best first, at most `top_k`.
+        """Rerank `documents` against `query`: new `Document`s, best first, at most `top_n`.
 
-        Raises `crossrank.DocumentError` (naming the document and the field) for a document
-        whose text is missing, not a string, or empty; `crossrank.QueryError` for an empty
-        query; `crossrank.ScorerError` when the scorer misbehaves.
+        A document whose text is missing, not a string or empty is handled as
+        `on_unreadable` says (default: `crossrank.DocumentError`, naming the document and the
+        field); `crossrank.QueryError` for an empty query; `crossrank.ScorerError` when the
+        scorer misbehaves.
         """
-        return self.rerank(documents, query)
+        return self.rerank_documents(documents, query)
 
     async def acompress_documents(
         self,
@@ -309,13 +400,13 @@ class CrossRankReranker(BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """`compress_documents` without blocking the event loop; safe to call concurrently."""
-        return await self.arerank(documents, query)
+        return await self.arerank_documents(documents, query)
 
     def as_retriever(self, base_retriever: RetrieverLike, **kwargs: Any) -> CrossRankRetriever:
         """A retriever that fetches with `base_retriever` and reranks with this compressor.
 
         `base_retriever` is any retriever (or runnable) from a query to `Document`s; `kwargs`
-        go to `CrossRankRetriever` (`tags`, `metadata`, ...).
+        go to `CrossRankRetriever` (`top_n` or `top_k`, `tags`, `metadata`, ...).
         """
         from langchain_crossrank.retrievers import CrossRankRetriever
 

@@ -143,11 +143,24 @@ def test_engine_settings_are_validated():
         CrossRankRerank(scorer=lambda pairs: [0.0] * len(pairs), long_documents="chunk")
 
 
-def test_every_contract_setting_is_a_field():
+def test_every_engine_setting_is_inherited_from_the_one_definition():
     from crossrank import RerankConfig
+    from crossrank.config import CALL_SETTINGS, EngineSettings
 
-    per_call = {"top_k", "query", "document_field", "original_score_field"}
-    assert set(RerankConfig.model_fields) - per_call <= set(CrossRankRerank.model_fields)
+    assert issubclass(CrossRankRerank, EngineSettings)
+    for name, field in EngineSettings.model_fields.items():
+        # The same type, default and description as the contract's, by construction.
+        assert repr(CrossRankRerank.model_fields[name]) == repr(field)
+        assert repr(RerankConfig.model_fields[name]) == repr(field)
+    assert set(RerankConfig.model_fields) == set(EngineSettings.model_fields) | CALL_SETTINGS
+
+    class Extended(EngineSettings):
+        new_setting: int = 3
+
+    class ExtendedRerank(Extended, CrossRankRerank):
+        pass
+
+    assert "new_setting" in ExtendedRerank.model_fields
 
 
 def test_empty_input_returns_empty(known_scorer):
@@ -174,11 +187,12 @@ def test_a_node_without_text_is_an_error_naming_node_and_field(known_scorer):
         NodeWithScore(node=TextNode(id_="good", text="s=1")),
         NodeWithScore(node=TextNode(id_="blank", text="  ", metadata={"a": "b"})),
     ]
-    with pytest.raises(DocumentError, match=r"node 1 \(id 'blank'\).*metadata_mode=NONE") as err:
+    with pytest.raises(DocumentError, match=r"node 1 \(id 'blank', TextNode\).*is empty") as err:
         CrossRankRerank(scorer=known_scorer).postprocess_nodes(nodes, QUERY)
     assert err.value.document_id == "blank"
     assert err.value.index == 1
-    assert "content" in err.value.field
+    assert err.value.field == "text"
+    assert "on_unreadable" in str(err.value)
 
 
 def test_metadata_mode_chooses_the_scored_text(scored_nodes):
@@ -189,7 +203,14 @@ def test_metadata_mode_chooses_the_scored_text(scored_nodes):
         return [1.0] * len(pairs)
 
     CrossRankRerank(scorer=scorer).postprocess_nodes(scored_nodes[:1], QUERY)
-    assert seen == ["passage 0 about wings s=0.2"]  # default: MetadataMode.NONE
+    # default: MetadataMode.EMBED, as the sbert, FlagEmbedding and Cohere postprocessors
+    assert seen == [scored_nodes[0].node.get_content(metadata_mode=MetadataMode.EMBED)]
+    assert seen == ["source: doc0.txt\npage: 0\n\npassage 0 about wings s=0.2"]
+    seen.clear()
+    CrossRankRerank(scorer=scorer, metadata_mode=MetadataMode.NONE).postprocess_nodes(
+        scored_nodes[:1], QUERY
+    )
+    assert seen == ["passage 0 about wings s=0.2"]
     seen.clear()
     CrossRankRerank(scorer=scorer, metadata_mode=MetadataMode.ALL).postprocess_nodes(
         scored_nodes[:1], QUERY

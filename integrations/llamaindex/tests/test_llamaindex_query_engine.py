@@ -33,7 +33,8 @@ def expected_top(index, top_n):
     """The retriever's 20 hits, stably sorted by the known score, cut at top_n."""
     hits = index.as_retriever(similarity_top_k=20).retrieve(QUERY)
     assert len(hits) == 20
-    ranked = sorted(hits, key=lambda h: -len(h.node.get_content(MetadataMode.NONE)))[:top_n]
+    # The text scored: the EMBED view (title and text), as in the peer postprocessors.
+    ranked = sorted(hits, key=lambda h: -len(h.node.get_content(MetadataMode.EMBED)))[:top_n]
     return [(h.node.node_id, h.score) for h in ranked]
 
 
@@ -42,7 +43,7 @@ def check_sources(response, expected):
     assert [(n.node.node_id, n.node.metadata["original_score"]) for n in sources] == expected
     assert [n.node.metadata["rerank_position"] for n in sources] == list(range(len(expected)))
     assert [n.score for n in sources] == [
-        float(len(n.node.get_content(MetadataMode.NONE))) for n in sources
+        float(len(n.node.get_content(MetadataMode.EMBED))) for n in sources
     ]
     for n in sources:
         assert "title" in n.node.metadata

@@ -43,8 +43,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_scorer(config: Any) -> Any:
-    """The scorer a `RerankConfig` asks for: its custom `scorer` if set, else its `model`."""
+def make_scorer(config: Any, *, api_key: str | None = None) -> Any:
+    """The scorer a `RerankConfig` asks for: its custom `scorer` if set, else its `model`.
+
+    `api_key` (an endpoint scorer's key, given directly) overrides the key variable."""
     custom = config.scorer
     if custom is None:
         from crossrank.models import ModelScorer
@@ -72,6 +74,7 @@ def make_scorer(config: Any) -> Any:
             model=config.model if "model" in config.model_fields_set else None,
             max_pairs_per_request=config.batch_size,
             api_key_env=config.scorer_api_key_env or DEFAULT_API_KEY_ENV,
+            api_key=api_key,
         )
     if callable(getattr(custom, "score", None)):
         return custom

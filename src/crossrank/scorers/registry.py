@@ -104,10 +104,12 @@ def scorer_from_string(
     model: str | None = None,
     max_pairs_per_request: int = 32,
     api_key_env: str = DEFAULT_API_KEY_ENV,
+    api_key: str | None = None,
 ) -> Any:
     """The scorer a scorer string stands for (a new endpoint scorer, or the registered one).
 
-    `model` is sent to Cohere-compatible servers as the served model's name.
+    `model` is sent to Cohere-compatible servers as the served model's name; `api_key`, when
+    given, is the endpoint's key instead of the one in the `api_key_env` variable.
     """
     endpoint = parse_endpoint(value)
     if endpoint is None:
@@ -119,6 +121,7 @@ def scorer_from_string(
     options: dict[str, Any] = {
         "max_pairs_per_request": max_pairs_per_request,
         "api_key_env": api_key_env,
+        "api_key": api_key,
     }
     if protocol == "tei":
         return TeiScorer(url, **options)

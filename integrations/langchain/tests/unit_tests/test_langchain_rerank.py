@@ -9,7 +9,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_crossrank import CrossRankReranker
 
-from crossrank import DocumentError, QueryError, RerankConfig, Reranker, ScorerError
+from crossrank import DocumentError, QueryError, Reranker, ScorerError
 
 
 def _order(docs):
@@ -95,9 +95,9 @@ def test_original_score_key_reads_nested_and_dotted_keys(keyword_scorer):
         Document(page_content="one passage", metadata={"ret": {"score": 3}}),
         Document(page_content="two passage", metadata={"ret.score": 4}),
     ]
-    ranked = CrossRankReranker(scorer=keyword_scorer, original_score_key="ret.score").rerank(
-        docs, "passage"
-    )
+    ranked = CrossRankReranker(
+        scorer=keyword_scorer, original_score_key="ret.score"
+    ).compress_documents(docs, "passage")
     assert sorted(d.metadata["original_score"] for d in ranked) == [3, 4]
 
 
@@ -132,11 +132,11 @@ def test_top_k(documents, keyword_scorer, top_k, expected):
     assert _order(ranked) == _order(full)[:expected]
 
 
-def test_per_call_top_k_overrides_the_setting(documents, keyword_scorer):
-    reranker = CrossRankReranker(scorer=keyword_scorer, top_k=1)
-    assert len(reranker.rerank(documents, "passage", top_k=3)) == 3
-    assert len(reranker.rerank(documents, "passage", top_k=None)) == 4
-    assert len(reranker.rerank(documents, "passage")) == 1
+def test_per_call_top_n_overrides_the_setting(documents, keyword_scorer):
+    reranker = CrossRankReranker(scorer=keyword_scorer, top_n=1)
+    assert len(reranker.rerank_documents(documents, "passage", top_n=3)) == 3
+    assert len(reranker.rerank_documents(documents, "passage", top_n=None)) == 4
+    assert len(reranker.rerank_documents(documents, "passage")) == 1
 
 
 def test_empty_input_returns_empty_without_scoring(keyword_scorer):
@@ -228,7 +228,9 @@ def test_a_bad_scorer_never_reorders_silently(documents):
 @pytest.mark.parametrize(
     "settings, match",
     [
-        ({"top_k": 0}, "top_k"),
+        ({"top_k": 0}, "top_n"),
+        ({"top_n": 0}, "top_n"),
+        ({"on_unreadable": "drop"}, "on_unreadable"),
         ({"batch_size": -1}, "batch_size"),
         ({"dtype": "float64"}, "dtype"),
         ({"device": "gpu"}, "device"),
@@ -269,8 +271,14 @@ def test_a_ready_reranker_with_the_langchain_mapping_is_used_as_is(documents, ke
 
 
 def test_a_ready_reranker_and_engine_settings_conflict(keyword_scorer):
-    with pytest.raises(ValueError, match="top_k"):
-        CrossRankReranker(reranker=Reranker(scorer=keyword_scorer), top_k=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        CrossRankReranker(reranker=Reranker(scorer=keyword_scorer), batch_size=3)
+
+
+def test_top_n_given_beside_a_ready_reranker_overrides_its_count(documents, keyword_scorer):
+    core = Reranker(scorer=keyword_scorer, top_k=1)
+    assert CrossRankReranker(reranker=core).top_n == 1
+    assert len(CrossRankReranker(reranker=core, top_n=3).compress_documents(documents, "q")) == 3
 
 
 def test_real_tiny_model_scores_are_plain_floats(documents, tiny_model):
@@ -278,12 +286,6 @@ def test_real_tiny_model_scores_are_plain_floats(documents, tiny_model):
     scores = [d.metadata["relevance_score"] for d in ranked]
     assert all(type(s) is float for s in scores)
     assert scores == sorted(scores, reverse=True)
-
-
-def test_every_engine_setting_of_the_contract_is_a_field():
-    # The text and previous-score paths are mapped by the integration itself.
-    per_call = {"query", "document_field", "original_score_field"}
-    assert set(RerankConfig.model_fields) - per_call <= set(CrossRankReranker.model_fields)
 
 
 def test_engine_settings_reach_the_engine(keyword_scorer):

@@ -9,7 +9,15 @@ This module only maps LlamaIndex objects onto the engine's contract and back:
 The returned nodes are copies: the caller's `NodeWithScore` objects and their nodes are never
 written to. Each copy's `score` is the rerank score (a plain float); the previous score and the
 0-based `rerank_position` go into the copy's metadata under `original_score` /
-`rerank_position`, and both keys are excluded from the embed and LLM views of the node.
+`rerank_position` (and the previous score under `retrieval_score` too, the peers' key, with
+`keep_retrieval_score=True`); these keys are excluded from the embed and LLM views of the node.
+
+A node is scored on ``get_content(metadata_mode)``, but whether it *can* be scored is decided on
+its own text (``get_content(MetadataMode.NONE)``): a node with no text, such as an `ImageNode`,
+is unreadable even when its metadata would fill the EMBED view, and `on_unreadable` applies.
+
+The engine settings are not repeated here: `CrossRankRerank` inherits them from
+`crossrank.config.EngineSettings`, the definition `crossrank.RerankConfig` inherits too.
 """
 
 from __future__ import annotations
@@ -19,25 +27,27 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from crossrank import DEFAULT_MODEL, DocumentError, QueryError, RerankConfig, Reranker
-from crossrank.config import ENGINE_SETTINGS
+from crossrank import DocumentError, QueryError, RerankConfig, Reranker
+from crossrank.config import ENGINE_SETTINGS, EngineSettings
+from crossrank.documents import text_problem
 from crossrank.scorers.base import scorer_name
 
 dispatcher = get_dispatcher(__name__)
 
 ORIGINAL_SCORE_KEY = "original_score"
 RERANK_POSITION_KEY = "rerank_position"
+RETRIEVAL_SCORE_KEY = "retrieval_score"  # the peers' key (sbert, FlagEmbedding, Cohere)
+UNREADABLE_KEY = "unreadable"  # on_unreadable="last": why the node was not scored
 CONTRACT_METADATA_KEYS = (ORIGINAL_SCORE_KEY, RERANK_POSITION_KEY)
 
-# The postprocessor fields that are engine settings (RerankConfig fields of the same name;
-# each needs a Field below, which test_every_contract_setting_is_a_field checks).
+# The postprocessor fields that are engine settings: inherited from EngineSettings.
 _ENGINE_FIELDS = ENGINE_SETTINGS
 
 _NOT_JSON = (
@@ -46,92 +56,35 @@ _NOT_JSON = (
 )
 
 
-class CrossRankRerank(BaseNodePostprocessor):
+class CrossRankRerank(EngineSettings, BaseNodePostprocessor):
     """Rerank retrieved nodes with a cross-encoder (crossrank's stage contract).
 
     ``CrossRankRerank(top_n=5)`` or ``CrossRankRerank(reranker=crossrank.Reranker(...))``.
-    Settings mirror `crossrank.RerankConfig`; `top_n` (alias `top_k`) is how many nodes to
-    return, None keeps all, reordered. The text scored is ``node.get_content(metadata_mode)``,
-    by default `MetadataMode.NONE` so that metadata does not take the model's token budget.
+    The engine settings are crossrank's own (inherited from `crossrank.config.EngineSettings`:
+    the same types, defaults, validation and descriptions as `crossrank.RerankConfig`);
+    `top_n` (alias `top_k`) is how many nodes to return, None keeps all, reordered. The text
+    scored is ``node.get_content(metadata_mode)``, by default `MetadataMode.EMBED` as in the
+    sbert, FlagEmbedding and Cohere postprocessors, so a switch keeps the scored text.
+    Unknown keywords are refused, naming them.
     """
 
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        min_length=1,
-        description="Hugging Face cross-encoder name or local folder.",
-    )
-    scorer: Any = Field(
-        default=None,
-        description=(
-            "Custom scorer that overrides `model`: an http(s) URL speaking "
-            '{"pairs": [[query, doc], ...]} -> {"scores": [...]}, a callable fn(pairs) -> '
-            "scores (sync or async), or an object with a score(pairs) method."
-        ),
-    )
     top_n: int | None = Field(
         default=None,
         gt=0,
         description="How many nodes to return, best first; None keeps all, reordered.",
     )
-    batch_size: int = Field(default=32, gt=0, description="Pairs per forward pass.")
-    max_length: int | None = Field(
-        default=None, gt=0, description="Token limit per pair; None uses the model's own."
-    )
-    device: str = Field(default="auto", description="auto (cuda, then mps, then cpu) or a device.")
-    dtype: str = Field(
-        default="auto", description="auto, float32, bfloat16 or float16 (auto: fp16 on cuda)."
-    )
-    activation: str = Field(
-        default="default",
-        description="default (the model's own, a sigmoid for one-logit rerankers), sigmoid, none.",
-    )
-    trust_remote_code: bool = Field(
-        default=False, description="Allow model repositories to run their own Python code."
-    )
-    allow_pickle_weights: bool = Field(
-        default=False,
-        description="Allow pickle weights (pytorch_model.bin) when a model has no safetensors; "
-        "pickle can run code, so only for models you trust.",
-    )
-    scorer_api_key_env: str | None = Field(
-        default=None,
-        description="Environment variable holding an endpoint scorer's API key "
-        "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
-    )
-    long_documents: str = Field(
-        default="truncate",
-        description="Texts longer than max_length: 'truncate' or 'chunk' (windows, pooled).",
-    )
-    chunk_overlap: int | None = Field(
-        default=None, ge=0, description="Tokens shared by windows; None: a quarter of one."
-    )
-    chunk_pooling: str = Field(default="max", description="max, mean or first window score.")
-    max_chunks_per_document: int = Field(
-        default=8, gt=0, description="Windows scored per text at most; the rest is truncated."
-    )
-    tokenizer: str | None = Field(
-        default=None,
-        description="Tokenizer name or folder for chunking with a custom scorer.",
-    )
-    backend: str = Field(default="torch", description="torch, or onnx (ONNX Runtime, CPU).")
-    quantize: str = Field(default="none", description="int8 with backend='onnx' (lossy).")
-    token_budget: int | None = Field(
-        default=None, gt=0, description="Most padded tokens per forward pass; None: per device."
-    )
-    num_threads: int | None = Field(
-        default=None, gt=0, description="CPU threads for the forward pass (process-wide)."
-    )
-    cache_size: int = Field(default=0, ge=0, description="LRU score cache entries; 0 is off.")
-    microbatch: bool = Field(
-        default=False, description="Concurrent calls on one model share batches."
-    )
-    microbatch_wait_ms: float = Field(
-        default=2.0, ge=0, description="How long a call waits for others to join its batch."
-    )
     metadata_mode: MetadataMode = Field(
-        default=MetadataMode.NONE,
-        description="Which metadata goes into the scored text (node.get_content(mode)).",
+        default=MetadataMode.EMBED,
+        description="Which metadata goes into the scored text (node.get_content(mode)); EMBED, "
+        "as the peer rerankers, prefixes the metadata the embedding model saw.",
     )
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description="Also write the previous score under metadata['retrieval_score'], the "
+        "peers' key (it is always under 'original_score').",
+    )
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     _reranker: Reranker | None = PrivateAttr(default=None)
     _built_from: dict[str, Any] | None = PrivateAttr(default=None)
@@ -162,13 +115,14 @@ class CrossRankRerank(BaseNodePostprocessor):
                     f"and {', '.join(given)}); set them on the Reranker instead"
                 )
             config = reranker.config
-            data.update({name: getattr(config, name) for name in _ENGINE_FIELDS})
+            given_there = config.model_fields_set & set(_ENGINE_FIELDS)
+            data.update({name: getattr(config, name) for name in given_there})
             if data.get("top_n") is None:
                 data["top_n"] = config.top_k
             # Nodes reach the engine as {"id", "content"}: its field paths must read those.
             fields = {"document_field": "content", "original_score_field": "score"}
             if any(getattr(config, k) != v for k, v in fields.items()):
-                reranker = Reranker(config.model_copy(update=fields))
+                reranker = Reranker(config.model_copy(update=fields), api_key=reranker._api_key)
         super().__init__(**data)
         if reranker is None:
             reranker = Reranker(self._engine_config())  # validates device, dtype, scorer, ...
@@ -193,7 +147,11 @@ class CrossRankRerank(BaseNodePostprocessor):
     # -- the engine ----------------------------------------------------------------------------
 
     def _engine_settings(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _ENGINE_FIELDS}
+        # Only what was given: defaults are the contract's own, and the engine must see which
+        # settings were set (a Cohere-compatible endpoint is sent `model` only when set).
+        return {
+            name: getattr(self, name) for name in _ENGINE_FIELDS if name in self.model_fields_set
+        }
 
     def _engine_config(self) -> RerankConfig:
         return RerankConfig(**self._engine_settings())
@@ -235,7 +193,12 @@ class CrossRankRerank(BaseNodePostprocessor):
         return query
 
     def _documents(self, nodes: Sequence[NodeWithScore]) -> list[dict[str, Any]]:
-        """One engine document per node: its id and the text to score."""
+        """One engine document per node: its id and the text to score.
+
+        A node without text of its own (an `ImageNode`, an empty node) fails here, naming it,
+        with on_unreadable="raise"; otherwise its own (unreadable) text goes to the engine,
+        which skips it or ranks it last by the same rule (`crossrank.documents.text_problem`).
+        """
         documents = []
         for i, item in enumerate(nodes):
             if not isinstance(item, NodeWithScore):
@@ -244,16 +207,25 @@ class CrossRankRerank(BaseNodePostprocessor):
                     "objects (wrap a node as NodeWithScore(node=node))"
                 )
             node_id = item.node.node_id
-            text = item.node.get_content(metadata_mode=self.metadata_mode)
-            if not isinstance(text, str) or not text.strip():
+            own = item.node.get_content(metadata_mode=MetadataMode.NONE)
+            problem = (
+                f"is {type(own).__name__}, not a string"
+                if not isinstance(own, str)
+                else text_problem(own)
+            )
+            if problem is None:
+                text = item.node.get_content(metadata_mode=self.metadata_mode)
+            elif self.on_unreadable == "raise":
                 raise DocumentError(
-                    f"node {i} (id {node_id!r}) has no text to score: its content with "
-                    f"metadata_mode={self.metadata_mode.name} is empty; a cross-encoder cannot "
-                    "score it (drop such nodes before reranking)",
+                    f"node {i} (id {node_id!r}, {type(item.node).__name__}) has no text to "
+                    f"score: its text {problem}, and metadata alone is not scored; drop such "
+                    "nodes, or set on_unreadable='skip' or 'last' to rank without them",
                     index=i,
                     document_id=node_id,
-                    field=f"content (metadata_mode={self.metadata_mode.name})",
+                    field="text",
                 )
+            else:
+                text = own  # unreadable: the engine skips it or ranks it last
             documents.append({"id": node_id, "content": text})
         return documents
 
@@ -265,13 +237,20 @@ class CrossRankRerank(BaseNodePostprocessor):
         for result in ranked:
             source = nodes[result.index]
             node = source.node.model_copy(deep=True)
-            node.metadata = {
-                **node.metadata,
-                ORIGINAL_SCORE_KEY: _plain_score(source.score),
+            previous = _plain_score(source.score)
+            written: dict[str, Any] = {
+                ORIGINAL_SCORE_KEY: previous,
                 RERANK_POSITION_KEY: result.rerank_position,
             }
-            node.excluded_embed_metadata_keys = _with_keys(node.excluded_embed_metadata_keys)
-            node.excluded_llm_metadata_keys = _with_keys(node.excluded_llm_metadata_keys)
+            if self.keep_retrieval_score:
+                written[RETRIEVAL_SCORE_KEY] = previous
+            if result.unreadable is not None:
+                written[UNREADABLE_KEY] = result.unreadable
+            node.metadata = {**node.metadata, **written}
+            node.excluded_embed_metadata_keys = _with_keys(
+                node.excluded_embed_metadata_keys, written
+            )
+            node.excluded_llm_metadata_keys = _with_keys(node.excluded_llm_metadata_keys, written)
             out.append(NodeWithScore(node=node, score=float(result.score)))
         return out
 
@@ -360,9 +339,9 @@ class CrossRankRerank(BaseNodePostprocessor):
         return new_nodes
 
 
-def _with_keys(keys: list[str]) -> list[str]:
-    """A new list: `keys` plus the contract keys it lacks."""
-    return [*keys, *(k for k in CONTRACT_METADATA_KEYS if k not in keys)]
+def _with_keys(keys: list[str], written: dict[str, Any]) -> list[str]:
+    """A new list: `keys` plus the keys this postprocessor wrote that it lacks."""
+    return [*keys, *(k for k in written if k not in keys)]
 
 
 def _plain_score(score: Any) -> Any:
