@@ -46,6 +46,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "benchmarks" / "worker.py"
 BASELINE = "CrossEncoder.predict (defaults)"
+CAUSAL_BASELINE = "CrossEncoder.predict (card prompt)"
 SRC = [str(ROOT / "src")]  # set from --src: what the workers (and quantize) import
 # sentence-transformers' own backends need optimum-intel (OpenVINO) and optimum-onnx (ONNX),
 # which pin transformers (and so sentence-transformers) to other versions than crossrank's:
@@ -258,46 +259,63 @@ def build_large_model(folder: Path, tokenizer_from: str) -> str:
     return str(folder)
 
 
-QWEN3_RERANKER_0_6B = {  # Qwen3-Reranker-0.6B's config.json (its model card's model)
-    "hidden_size": 1024,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "max_position_embeddings": 40960,
-    "rope_theta": 1000000,
-    "tie_word_embeddings": True,
-}
+def build_causal_lm(folder: Path, tokenizer_from: str) -> str:
+    """Qwen3-Reranker-0.6B's shape (Qwen3, 28 layers, hidden 1024, GQA 16/8, vocabulary
+    151,936, tied embeddings: 0.6B parameters), random weights.
 
-
-def build_causal_lm(folder: Path) -> str | None:
-    """A random-weights causal LM of Qwen3-Reranker-0.6B's shape, or None where crossrank
-    has no causal-LM family yet (its tiny-model tokenizer builder comes with the family).
-
-    The vocabulary is the tiny BPE one of crossrank.testing (151k in the real model): it only
-    changes the embedding table, and a yes/no reranker reads two rows of the output head.
+    The hub is unreachable, so the tokenizer is the MiniLM model's WordPiece (about as many
+    tokens per word as Qwen's BPE) plus the chat tokens of the Qwen3 prompt, adding no
+    [CLS]/[SEP] (like Qwen's); only the ids it produces are used, all inside the embedding
+    table. (The recipe of issue 11's causal-LM benchmark.)
     """
-    try:
-        from crossrank import testing
-    except ImportError:
-        return None
-    builder = getattr(testing, "build_tiny_causal_reranker", None)
-    if builder is None:
-        return None
     if (folder / "config.json").is_file():
         return str(folder)
-    import torch
-    import transformers
+    import copy
 
-    builder(folder, "qwen3-reranker")  # the tokenizer and the family's layout
-    config = transformers.AutoConfig.from_pretrained(folder)
-    for key, value in QWEN3_RERANKER_0_6B.items():
-        setattr(config, key, value)
-    config.initializer_range = 0.02
+    import torch
+    from tokenizers import processors
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    wordpiece = AutoTokenizer.from_pretrained(tokenizer_from)
+    inner = copy.deepcopy(wordpiece._tokenizer)
+    inner.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=inner,
+        pad_token=wordpiece.pad_token,
+        unk_token=wordpiece.unk_token,
+        model_max_length=8192,  # the card's length, not the MiniLM tokenizer's
+    )
+    tok.add_special_tokens(
+        {"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]}
+    )
+    config = Qwen3Config(
+        vocab_size=151_936,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=40_960,
+        rope_theta=1_000_000,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
-    transformers.Qwen3ForCausalLM(config).eval().save_pretrained(folder)
+    model = Qwen3ForCausalLM(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
     return str(folder)
+
+
+def has_causal_family() -> bool:
+    """Whether this crossrank has the Qwen3-Reranker family (issue 11)."""
+    try:
+        from crossrank.models.families import qwen3_reranker  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def max_length_of(model: str) -> int:
@@ -331,18 +349,27 @@ def matmul_peak(dtype: Any, device: str = "cpu", n: int = 0, repeats: int = 5) -
 
 def pair_flops(lengths: list[int], config: Any) -> float:
     """Useful forward FLOPs of a transformer on real (unpadded) tokens."""
+    if getattr(config, "model_type", "") in ("qwen2", "qwen3", "gemma", "llama"):
+        return causal_flops(lengths, config)
     h, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    # A gated MLP (Qwen3) has three projections of h x inter, BERT's two.
-    mlp = 3 if getattr(config, "model_type", "") in ("qwen2", "qwen3", "llama") else 2
-    kv = getattr(config, "num_key_value_heads", None)
-    heads = getattr(config, "num_attention_heads", 1)
-    head_dim = getattr(config, "head_dim", None) or h // heads
-    qkvo = 2 * h * heads * head_dim + 2 * h * (kv or heads) * head_dim
     total = 0.0
     for length in lengths:
-        dense = 2 * length * (qkvo + mlp * h * inter)
-        attention = 4 * length * length * heads * head_dim
+        dense = 2 * length * (4 * h * h + 2 * h * inter)
+        attention = 4 * length * length * h
         total += layers * (dense + attention)
+    return total
+
+
+def causal_flops(lengths: list[int], config: Any) -> float:
+    """Useful forward FLOPs of a decoder with grouped-query attention, and one vocabulary row."""
+    h, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    head = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    q, kv = config.num_attention_heads * head, config.num_key_value_heads * head
+    total = 0.0
+    for length in lengths:
+        dense = 2 * length * (2 * h * q + 2 * h * kv + 3 * h * inter)
+        attention = 2 * length * length * q  # causal: half of the full QK^T and AV
+        total += layers * (dense + attention) + 2 * h * config.vocab_size  # last position only
     return total
 
 
@@ -693,11 +720,11 @@ def cell_rows(
     peaks: dict[str, float],
 ) -> list[dict[str, Any]]:
     rows = []
-    base = replies.get(BASELINE)
-    base_name = BASELINE
-    if not base:  # predict cannot run it (a causal-LM reranker): crossrank's exact mode
-        base_name = next((n for n in ("crossrank torch fp32",) if replies.get(n)), BASELINE)
-        base = replies.get(base_name)
+    # The baseline: predict; for a causal LM, predict fed the card's prompt; where neither ran,
+    # crossrank's exact torch mode (the row says so).
+    names = (BASELINE, CAUSAL_BASELINE, "crossrank torch fp32")
+    base_name = next((n for n in names if replies.get(n)), BASELINE)
+    base = replies.get(base_name)
     base_s = statistics.median(x["seconds"] for x in base) if base else None
     reference = base[-1]["scores"] if base else None
     for c in contenders:
@@ -728,7 +755,7 @@ def cell_rows(
         )
         if base_s:
             row["x_predict"] = round(base_s / seconds, 2)
-            if base_name != BASELINE:
+            if base_name not in (BASELINE, CAUSAL_BASELINE):
                 row["baseline"] = base_name
         if reference is not None:
             scores = got[-1]["scores"]
@@ -1026,11 +1053,13 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     quantized: dict[str, Any] = {}
 
-    def contenders_for(label: str, model_dir: str, peers: bool) -> list[Contender]:
+    def contenders_for(
+        label: str, model_dir: str, peers: bool, with_int8: bool = True
+    ) -> list[Contender]:
         if args.preset == "gpu":
             return [baseline, *gpu_modes()]
         int8 = None
-        if not args.skip_int8:
+        if with_int8 and not args.skip_int8:
             calib = calibration_file(
                 texts, queries, measured, args.calibration_pairs, work / f"calib-{label}.jsonl"
             )
@@ -1086,13 +1115,23 @@ def main(argv: list[str] | None = None) -> None:
             args.large_repeats,
             work,
         )
-    causal = args.causal_lm or (build_causal_lm(work / "qwen3-reranker-0.6b-sized") or "")
-    causal_note = "" if causal else "no causal-LM builder in crossrank.testing yet"
-    if causal and ints(args.causal_sizes):
+    causal, causal_note = "", ""
+    if ints(args.causal_sizes):
+        if not has_causal_family():
+            causal_note = "this crossrank has no Qwen3-Reranker family (issue 11) yet"
+        else:
+            causal = args.causal_lm or build_causal_lm(work / "qwen3-reranker-0.6b-sized", model)
+    if causal:
         causal_modes = [
-            c
-            for c in contenders_for("Qwen3-0.6B", causal, peers=False)
-            if c.name != "crossrank onnx fp32"
+            # sentence-transformers loads a causal LM with its LogitScore head; fed the card's
+            # prompt, it is the same computation as crossrank's family.
+            Contender(CAUSAL_BASELINE, "predict-causal"),
+            *(
+                c
+                for c in contenders_for("Qwen3-0.6B", causal, peers=False, with_int8=False)[1:]
+                if c.name not in ("crossrank onnx fp32", "CrossEncoder.predict fp16")
+                and "int8" not in c.name
+            ),
         ]
         for c in causal_modes:
             if c.kind == "crossrank":
@@ -1123,7 +1162,7 @@ def main(argv: list[str] | None = None) -> None:
         "argv": sys.argv[1:] if argv is None else argv,
         "data": data_note,
         "model": model_note,
-        "causal_lm": causal or causal_note,
+        "causal_lm": causal or causal_note or "not run (--causal-sizes is empty)",
         "machine": machine_info(args),
         "matmul_peak_gflops": peaks,
         "quantize": quantized,

@@ -114,6 +114,33 @@ def predict_contender(spec: dict[str, Any]) -> Any:
     return score
 
 
+def predict_causal_contender(spec: dict[str, Any]) -> Any:
+    """CrossEncoder.predict on a causal-LM reranker, fed the Qwen3-Reranker card's prompt.
+
+    sentence-transformers loads a causal LM with its LogitScore head (the yes/no logits of
+    the last position); given the card's prefix and formatted body it computes what
+    crossrank's family does, so it is the baseline of the causal-LM rows.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from crossrank.models.families import qwen3_reranker as card
+
+    torch.set_num_threads(spec["threads"])
+    ce = CrossEncoder(spec["model"], device=spec["device"])
+
+    def score(query: str, texts: list[str]) -> list[float]:
+        body = card.BODY
+        pairs = [
+            (card.PREFIX, body.format(instruction=card.DEFAULT_INSTRUCTION, query=query, doc=t)
+             + card.SUFFIX)
+            for t in texts
+        ]  # fmt: skip
+        return [float(x) for x in ce.predict(pairs, show_progress_bar=False)]
+
+    return score
+
+
 def flashrank_contender(spec: dict[str, Any]) -> Any:
     """FlashRank running the same model: the fixture exported to ONNX in FlashRank's layout.
 
@@ -201,6 +228,7 @@ def rerankers_contender(spec: dict[str, Any]) -> Any:
 CONTENDERS = {
     "crossrank": crossrank_contender,
     "predict": predict_contender,
+    "predict-causal": predict_causal_contender,
     "flashrank": flashrank_contender,
     "llama-index": llama_contender,
     "langchain": langchain_contender,
