@@ -33,6 +33,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import pytest
 from sybil import Example, Sybil
 from sybil.evaluators.python import pad
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
@@ -157,3 +158,11 @@ def _readme_sybil() -> Sybil:
 
 
 pytest_collect_file = _readme_sybil().pytest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Model exports (the default backend converts to OpenVINO) stay in the session's folder."""
+    from crossrank.testing import isolated_export_cache
+
+    yield from isolated_export_cache(tmp_path_factory)

@@ -146,3 +146,68 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class DripServer:
+    """A hostile endpoint on 127.0.0.1 that answers one byte every `every` seconds.
+
+    `phase="body"` sends the status line and headers at once, then drips a body that never
+    ends (a huge Content-Length); `phase="headers"` drips the header block itself. Each
+    connection drips for at most `for_at_most` seconds (a bounded loop), then closes; exit
+    stops every connection at once.
+    """
+
+    def __init__(self, phase: str = "body", every: float = 0.1, for_at_most: float = 20.0):
+        self.phase = phase
+        self.every = every
+        self.for_at_most = for_at_most
+        self.connections = 0
+        self._stop = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.connections += 1
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                if server.phase == "body":
+                    self.wfile.write(head + b"Content-Length: 100000000\r\n\r\n")
+                    drip = b'{"scores": [' + b" " * 10**6
+                else:
+                    drip = head + b"X-Slow: " + b"a" * 10**6
+                ends = time.monotonic() + server.for_at_most
+                try:
+                    for byte in drip:
+                        if server._stop.wait(server.every) or time.monotonic() > ends:
+                            break
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:  # the client gave up: what the test wants
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/rerank"
+
+    def __enter__(self) -> DripServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

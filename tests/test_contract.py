@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from pydantic import ValidationError
 
-from crossrank import DEFAULT_MODEL, RankedDocument, RerankConfig, Reranker
+from crossrank import DEFAULT_MODEL, ConfigError, RankedDocument, RerankConfig, Reranker
 
 
 def table_scorer(table: dict[str, float], calls: list | None = None):
@@ -82,8 +82,8 @@ def test_top_k_per_call_overrides_the_config():
 
 
 @pytest.mark.parametrize("bad", [0, -1, -100])
-def test_top_k_zero_or_negative_is_a_validation_error(bad):
-    with pytest.raises(ValidationError, match="top_k"):
+def test_top_k_zero_or_negative_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match=f"top_k={bad}"):
         Reranker(top_k=bad)
     with pytest.raises(ValueError, match="top_k"):
         Reranker(scorer=table_scorer(SCORES)).rerank("q", DOCS, top_k=bad)

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import pytest
 from fake_engines import EngineServer, known_score
-from pydantic import ValidationError
 
-from crossrank import Reranker, ScorerError, ScorerResponseError, ScorerUnavailableError
+from crossrank import (
+    ConfigError,
+    Reranker,
+    ScorerError,
+    ScorerResponseError,
+    ScorerUnavailableError,
+)
 from crossrank.scorers import CohereScorer, HttpScorer, TeiScorer
 
 QUERY = "cross encoder reranking"
@@ -254,7 +259,7 @@ def test_engine_scorers_share_the_http_scorer_machinery():
     "bad", ["grpc+http://127.0.0.1:1/rerank", "tei+ftp://host/rerank", "no-such-scorer"]
 )
 def test_bad_scorer_strings_are_rejected_at_config_time(bad):
-    with pytest.raises(ValidationError, match="scorer"):
+    with pytest.raises(ConfigError, match="scorer"):
         Reranker(scorer=bad)
 
 

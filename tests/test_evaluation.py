@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from crossrank import RerankConfig
-from crossrank.cli import main
+from crossrank.cli import EXIT_USAGE, main
 from crossrank.evaluation import (
     EvalDataError,
     load_beir,
@@ -197,7 +197,7 @@ def test_cli_eval_rejects_a_bad_compare_item(beir, tmp_path, capsys):
             str(tmp_path / "r.json"),
         ]
     )
-    assert code == 1
+    assert code == EXIT_USAGE
     assert "KEY=VALUE" in capsys.readouterr().err
 
 

@@ -59,7 +59,11 @@ def _fresh_models():
 
 
 def count_forwards(scorer: CrossEncoderScorer, monkeypatch, fail_above: int | None = None):
-    """Wrap the underlying HF model's forward: count calls, optionally simulate OOM."""
+    """Wrap the underlying HF model's forward: count calls, optionally simulate OOM.
+
+    The forward is torch's: the scorer must run `backend="torch"` (OpenVINO runs its own IR).
+    """
+    assert scorer.backend == "torch"
     hf = scorer.model.hf_model
     original = hf.forward
     calls: list[int] = []
@@ -117,13 +121,20 @@ def test_plan_batches_respects_budget_and_covers_every_index():
 
 def test_budget_decides_the_number_of_forward_passes(tiny_model, monkeypatch):
     pairs = make_pairs(30, seed=3)
-    small = CrossEncoderScorer(tiny_model, device="cpu", token_budget=1, microbatch=False)
+    small = CrossEncoderScorer(
+        tiny_model, device="cpu", backend="torch", token_budget=1, microbatch=False
+    )
     calls = count_forwards(small, monkeypatch)
     one_by_one = small.score(pairs)
     assert calls == [1] * 30
     calls.clear()
     big = CrossEncoderScorer(
-        tiny_model, device="cpu", token_budget=100_000, batch_size=1000, microbatch=False
+        tiny_model,
+        device="cpu",
+        backend="torch",
+        token_budget=100_000,
+        batch_size=1000,
+        microbatch=False,
     )
     together = big.score(pairs)
     assert calls == [30]
@@ -157,12 +168,22 @@ def test_query_longer_than_the_limit_falls_back(tiny_model_short):
 def test_out_of_memory_halves_the_batch_and_gives_the_same_result(tiny_model, monkeypatch):
     pairs = make_pairs(25, seed=5)
     free = CrossEncoderScorer(
-        tiny_model, device="cpu", token_budget=100_000, batch_size=64, microbatch=False
+        tiny_model,
+        device="cpu",
+        backend="torch",
+        token_budget=100_000,
+        batch_size=64,
+        microbatch=False,
     )
     expected = free.score(pairs)
     clear_model_cache()
     tight = CrossEncoderScorer(
-        tiny_model, device="cpu", token_budget=100_000, batch_size=64, microbatch=False
+        tiny_model,
+        device="cpu",
+        backend="torch",
+        token_budget=100_000,
+        batch_size=64,
+        microbatch=False,
     )
     calls = count_forwards(tight, monkeypatch, fail_above=3)
     got = tight.score(pairs)
@@ -173,14 +194,14 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result(tiny_model, mo
 
 
 def test_out_of_memory_on_one_pair_fails_clearly(tiny_model, monkeypatch):
-    scorer = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
+    scorer = CrossEncoderScorer(tiny_model, device="cpu", backend="torch", microbatch=False)
     count_forwards(scorer, monkeypatch, fail_above=0)
     with pytest.raises(ScorerError, match="out of memory on a single pair"):
         scorer.score(make_pairs(4))
 
 
 def test_other_errors_are_not_retried(tiny_model, monkeypatch):
-    scorer = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
+    scorer = CrossEncoderScorer(tiny_model, device="cpu", backend="torch", microbatch=False)
     hf = scorer.model.hf_model
 
     def broken(*args, **kwargs):
@@ -195,7 +216,7 @@ def test_other_errors_are_not_retried(tiny_model, monkeypatch):
 
 
 def test_score_cache_counts_hits_and_misses(tiny_model, monkeypatch):
-    rr = Reranker(model=tiny_model, device="cpu", cache_size=100, microbatch=False)
+    rr = Reranker(model=tiny_model, device="cpu", backend="torch", cache_size=100, microbatch=False)
     calls = count_forwards(rr.scorer, monkeypatch)
     docs = [d for _, d in make_pairs(10, seed=7)]
     first = rr.rerank("lift", docs)
@@ -229,7 +250,9 @@ def test_cache_off_by_default(tiny_model):
 async def test_concurrent_arerank_calls_are_coalesced(tiny_model, monkeypatch):
     queries = [f"query number {i} about lift" for i in range(12)]
     docs = [d for _, d in make_pairs(20, seed=9)]
-    serial = Reranker(model=tiny_model, device="cpu", microbatch=False, token_budget=100_000)
+    serial = Reranker(
+        model=tiny_model, device="cpu", backend="torch", microbatch=False, token_budget=100_000
+    )
     serial_calls = count_forwards(serial.scorer, monkeypatch)
     expected = [serial.rerank(q, docs) for q in queries]
     assert len(serial_calls) == len(queries)
@@ -238,6 +261,7 @@ async def test_concurrent_arerank_calls_are_coalesced(tiny_model, monkeypatch):
     rr = Reranker(
         model=tiny_model,
         device="cpu",
+        backend="torch",
         token_budget=100_000,
         batch_size=10_000,
         microbatch=True,
@@ -256,6 +280,7 @@ def test_concurrent_threads_share_batches(tiny_model, monkeypatch):
     rr = Reranker(
         model=tiny_model,
         device="cpu",
+        backend="torch",
         token_budget=100_000,
         microbatch=True,
         microbatch_wait_ms=100,
@@ -277,7 +302,7 @@ def test_concurrent_threads_share_batches(tiny_model, monkeypatch):
     assert len(out) == 6
     assert len(calls) < 6
     for i in range(6):
-        alone = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
+        alone = CrossEncoderScorer(tiny_model, device="cpu", backend="torch", microbatch=False)
         np.testing.assert_allclose(
             sorted(r.score for r in out[i]),
             sorted(alone.score([(f"q{i} wing", d) for d in docs])),
@@ -287,7 +312,12 @@ def test_concurrent_threads_share_batches(tiny_model, monkeypatch):
 
 async def test_one_failing_call_does_not_fail_the_others(tiny_model, monkeypatch):
     rr = Reranker(
-        model=tiny_model, device="cpu", token_budget=100_000, microbatch=True, microbatch_wait_ms=50
+        model=tiny_model,
+        device="cpu",
+        backend="torch",
+        token_budget=100_000,
+        microbatch=True,
+        microbatch_wait_ms=50,
     )
     hf = rr.scorer.model.hf_model
     original = hf.forward
@@ -309,19 +339,20 @@ async def test_one_failing_call_does_not_fail_the_others(tiny_model, monkeypatch
 
 
 def test_contract_fields_round_trip_and_validate():
-    config = RerankConfig(
-        backend="onnx", quantize="int8", token_budget=2048, num_threads=2, cache_size=10
-    )
+    config = RerankConfig(backend="onnx", token_budget=2048, num_threads=2, cache_size=10)
     assert RerankConfig.model_validate_json(config.model_dump_json()) == config
-    with pytest.raises(ValueError, match="needs backend='onnx'"):
-        RerankConfig(quantize="int8")
+    for backend in ("auto", "torch", "onnx", "openvino"):  # int8 is a calibrated model folder
+        with pytest.raises(ValueError, match="crossrank quantize"):
+            RerankConfig(backend=backend, quantize="int8")
     with pytest.raises(ValueError, match="backend='onnx' runs float32"):
         RerankConfig(backend="onnx", dtype="bfloat16")
 
 
 def test_bfloat16_on_cpu_runs_a_converted_model(tiny_model):
-    fast = CrossEncoderScorer(tiny_model, device="cpu", dtype="bfloat16", microbatch=False)
-    exact = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False)
+    fast = CrossEncoderScorer(
+        tiny_model, device="cpu", backend="torch", dtype="bfloat16", microbatch=False
+    )
+    exact = CrossEncoderScorer(tiny_model, device="cpu", backend="torch", microbatch=False)
     assert fast.model.hf_model.dtype == torch.bfloat16
     assert exact.model.hf_model.dtype == torch.float32
     pairs = make_pairs(6)
@@ -335,10 +366,12 @@ def test_onnx_float32_matches_torch(tiny_model, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
     pairs = make_pairs(20, seed=11)
-    expected = CrossEncoderScorer(tiny_model, device="cpu", microbatch=False).score(pairs)
+    expected = CrossEncoderScorer(
+        tiny_model, device="cpu", backend="torch", microbatch=False
+    ).score(pairs)
     onnx = CrossEncoderScorer(tiny_model, backend="onnx", token_budget=256, microbatch=False)
     np.testing.assert_allclose(onnx.score(pairs), expected, rtol=0, atol=1e-4)
-    [folder] = [p for p in tmp_path.iterdir() if not p.name.startswith("export-")]
+    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]  # no work folder left behind
     assert (folder / "model.onnx").is_file()
     # A second process (simulated: a fresh runner) loads the cached export, no new export.
     clear_model_cache()
@@ -346,17 +379,6 @@ def test_onnx_float32_matches_torch(tiny_model, tmp_path, monkeypatch):
     again = CrossEncoderScorer(tiny_model, backend="onnx", microbatch=False).score(pairs)
     assert (folder / "model.onnx").stat().st_mtime_ns == stamp
     np.testing.assert_allclose(again, expected, rtol=0, atol=1e-4)
-
-
-def test_onnx_int8_runs_and_is_cached_apart(tiny_model, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
-    pairs = make_pairs(10, seed=12)
-    scores = CrossEncoderScorer(
-        tiny_model, backend="onnx", quantize="int8", microbatch=False
-    ).score(pairs)
-    assert len(scores) == 10 and all(0 < s < 1 for s in scores)
-    assert len(list(tmp_path.glob("*/model.int8.onnx"))) == 1
 
 
 # -- fidelity of the fast modes on the trained model ---------------------------------------------
@@ -388,7 +410,9 @@ def cranfield_pairs():
 @pytest.mark.trained_model
 def test_bfloat16_ranks_like_float32_on_the_trained_model(trained_model, cranfield_pairs):
     exact = CrossEncoderScorer(trained_model, device="cpu", microbatch=False)
-    fast = CrossEncoderScorer(trained_model, device="cpu", dtype="bfloat16", microbatch=False)
+    fast = CrossEncoderScorer(
+        trained_model, device="cpu", backend="torch", dtype="bfloat16", microbatch=False
+    )
     for pairs in cranfield_pairs:
         tau, overlap = rank_agreement(fast.score(pairs), exact.score(pairs))
         assert tau >= 0.95 and overlap >= 0.9, (tau, overlap)
@@ -398,13 +422,8 @@ def test_bfloat16_ranks_like_float32_on_the_trained_model(trained_model, cranfie
 def test_onnx_on_the_trained_model(trained_model, cranfield_pairs, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("CROSSRANK_ONNX_CACHE", str(tmp_path))
-    exact = CrossEncoderScorer(trained_model, device="cpu", microbatch=False)
+    exact = CrossEncoderScorer(trained_model, device="cpu", backend="torch", microbatch=False)
     onnx = CrossEncoderScorer(trained_model, backend="onnx", microbatch=False)
-    int8 = CrossEncoderScorer(trained_model, backend="onnx", quantize="int8", microbatch=False)
     for pairs in cranfield_pairs:
         reference = exact.score(pairs)
         np.testing.assert_allclose(onnx.score(pairs), reference, atol=1e-4)
-        # int8 is documented as the lossy mode: not the default, and measured in the
-        # benchmark; here it must still rank clearly like float32.
-        tau, overlap = rank_agreement(int8.score(pairs), reference)
-        assert tau >= 0.7 and overlap >= 0.7, (tau, overlap)

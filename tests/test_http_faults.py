@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import time
 
+import psutil
 import pytest
-from local_server import Reply, ScorerServer, free_port, hash_scorer, scripted
+from local_server import DripServer, Reply, ScorerServer, free_port, hash_scorer, scripted
 
 from crossrank import (
     HttpScorer,
@@ -292,3 +294,94 @@ def test_invalid_settings_are_refused():
         HttpScorer("http://127.0.0.1:1/", max_retries=-1)
     with pytest.raises(ValueError, match="max_concurrent_requests"):
         HttpScorer("http://127.0.0.1:1/", max_concurrent_requests=0)
+
+
+# -- deadlines: a server's pace is untrusted too -------------------------------------------------
+
+
+@MODES
+@pytest.mark.parametrize("phase", ["body", "headers"])
+def test_a_dripping_server_cannot_hold_a_call(mode, phase):
+    """One byte every 0.1 s never trips a per-read timeout of 0.5 s; the request deadline
+    (timeout) and the call deadline (max_retry_time) end the call anyway. The server would
+    drip for 20 s; the bound below is far from both the deadline and the drip."""
+    with DripServer(phase=phase, every=0.1, for_at_most=20.0) as server:
+        scorer = HttpScorer(server.url, timeout=0.5, max_retries=1, max_retry_time=1.0, **FAST)
+        started = time.monotonic()
+        with pytest.raises(ScorerUnavailableError, match="TimeoutError") as info:
+            run(Reranker(scorer=scorer), mode)
+        took = time.monotonic() - started
+    assert took < 10.0
+    assert server.connections == 2  # the first attempt, and one retry
+    assert "after 2 attempt(s)" in str(info.value)
+    assert "deadline" in str(info.value)
+
+
+@MODES
+def test_the_call_deadline_covers_every_request_of_a_call(mode):
+    """Each answer comes within `timeout`, but twenty of them do not fit the call's budget:
+    the call ends at its deadline instead of taking twenty times as long."""
+    docs = [f"passage {i}" for i in range(20)]
+    with ScorerServer(_slow(0.4)) as server:
+        scorer = HttpScorer(
+            server.url,
+            max_pairs_per_request=1,
+            max_concurrent_requests=1,
+            timeout=5.0,
+            max_retry_time=1.0,
+            **FAST,
+        )
+        with pytest.raises(ScorerUnavailableError, match="max_retry_time=1 s"):
+            run(Reranker(scorer=scorer), mode, docs)
+    assert len(server.requests) < 10
+
+
+def _slow(seconds: float):
+    def behaviour(request):
+        reply = scripted()(request)
+        reply.delay = seconds
+        return reply
+
+    return behaviour
+
+
+# -- clients and sockets: nothing leaks per event loop or per scorer -----------------------------
+
+
+def open_fds() -> int:
+    return psutil.Process().num_fds()
+
+
+def test_one_event_loop_per_call_leaks_no_client_or_socket():
+    """100 x asyncio.run(arerank) on one Reranker: the open files stay flat (once 100
+    sockets and 101 clients were left behind, and the process died at its fd limit)."""
+    with ScorerServer() as server:
+        rr = Reranker(scorer=server.url)
+        asyncio.run(rr.arerank(QUERY, DOCS))  # warm: the shared loop and one connection
+        gc.collect()
+        before = open_fds()
+        for _ in range(100):
+            asyncio.run(rr.arerank(QUERY, DOCS))
+        gc.collect()
+        after = open_fds()
+        rr.scorer.close()
+    assert after - before <= 2
+    assert len(server.requests) == 101
+
+
+def test_dropped_scorers_close_their_clients():
+    with ScorerServer() as server:
+        Reranker(scorer=server.url).rerank(QUERY, DOCS)  # warm the shared loop
+        gc.collect()
+        before = open_fds()
+        for _ in range(30):
+            rr = Reranker(scorer=server.url)
+            rr.rerank(QUERY, DOCS)
+            asyncio.run(rr.arerank(QUERY, DOCS))
+            del rr
+        gc.collect()
+        for _ in range(100):  # closing runs on the shared loop: give it a moment, bounded
+            if open_fds() - before <= 2:
+                break
+            time.sleep(0.05)
+        assert open_fds() - before <= 2

@@ -12,7 +12,6 @@ import itertools
 import logging
 
 import pytest
-from pydantic import ValidationError
 
 from crossrank import ConfigError, RankedDocument, Reranker
 from crossrank.long_documents import pool, split_windows
@@ -288,7 +287,7 @@ def test_custom_scorer_without_tokenizer_cannot_measure_truncation():
 
 
 def test_chunk_with_custom_scorer_needs_a_tokenizer():
-    with pytest.raises(ValidationError, match="tokenizer"):
+    with pytest.raises(ConfigError, match="tokenizer"):
         Reranker(scorer=lambda pairs: [1.0] * len(pairs), long_documents="chunk")
 
 

@@ -87,7 +87,7 @@ def test_a_second_load_does_not_convert_again(tiny_model, cache, monkeypatch):
     assert len(ModelScorer(tiny_model, backend="openvino").score(make_pairs(3))) == 3
 
 
-def test_auto_is_the_default_and_runs_openvino_on_cpu(tiny_model, cache):
+def test_auto_is_the_default_and_runs_openvino_on_cpu(tiny_model):
     pairs = make_pairs(30, seed=2)
     reranker = Reranker(model=tiny_model, device="cpu")
     assert reranker.config.backend == "auto"
@@ -100,7 +100,7 @@ def test_auto_is_the_default_and_runs_openvino_on_cpu(tiny_model, cache):
     np.testing.assert_allclose([r.score for r in got], [r.score for r in exact], atol=1e-4)
 
 
-def test_auto_is_reproducible_bit_for_bit(tiny_model, cache):
+def test_auto_is_reproducible_bit_for_bit(tiny_model):
     pairs = make_pairs(40, seed=3)
     first = ModelScorer(tiny_model).score(pairs)
     assert ModelScorer(tiny_model).score(pairs) == first
@@ -108,7 +108,7 @@ def test_auto_is_reproducible_bit_for_bit(tiny_model, cache):
     assert ModelScorer(tiny_model).score(pairs) == first
 
 
-def test_auto_falls_back_to_torch_when_the_self_check_fails(tiny_model, cache, caplog, monkeypatch):
+def test_auto_falls_back_to_torch_when_the_self_check_fails(tiny_model, caplog, monkeypatch):
     original = OpenVinoRunner.__call__
 
     def drifted(self, features):  # a conversion that is off by 1e-3 on every output
@@ -124,6 +124,13 @@ def test_auto_falls_back_to_torch_when_the_self_check_fails(tiny_model, cache, c
     assert line.levelno == logging.WARNING
     assert "fidelity self-check" in line.getMessage() and "1.00e-03" in line.getMessage()
     assert got == ModelScorer(tiny_model, backend="torch").score(pairs)
+
+
+def test_backend_openvino_refuses_a_model_that_fails_the_self_check(tiny_model, monkeypatch):
+    original = OpenVinoRunner.__call__
+    monkeypatch.setattr(OpenVinoRunner, "__call__", lambda self, f: original(self, f) * np.nan)
+    with pytest.raises(ModelLoadError, match=r"self-check.*not finite.*backend='torch'"):
+        ModelScorer(tiny_model, backend="openvino").score(make_pairs(2))
 
 
 def test_auto_falls_back_to_torch_without_openvino(tiny_model, cache, caplog, monkeypatch):
@@ -160,9 +167,12 @@ def test_bfloat16_on_openvino_stays_close(tiny_model, cache):
     assert fast.runner.dtype == "bfloat16"
     np.testing.assert_allclose(fast.score(pairs), exact, atol=0.05)
     assert len(ir_folders(cache)) == 1  # one IR; the precision is chosen when compiling
+    auto = ModelScorer(tiny_model, dtype="bfloat16")  # self-checked in f32, then runs bf16
+    assert isinstance(auto.runner, OpenVinoRunner) and auto.runner.dtype == "bfloat16"
+    assert auto.score(pairs) == fast.score(pairs)
 
 
-def test_num_threads_reaches_openvino(tiny_model, cache):
+def test_num_threads_reaches_openvino(tiny_model):
     scorer = ModelScorer(tiny_model, backend="openvino", num_threads=1)
     assert scorer.runner.compiled.get_property("INFERENCE_NUM_THREADS") == 1
 
@@ -201,7 +211,7 @@ def test_two_processes_converting_at_once_convert_once(tiny_model, tmp_path):
     assert (folder / MARKER).is_file()
 
 
-async def test_concurrent_calls_overlap_and_stay_correct(tiny_model, cache, monkeypatch):
+async def test_concurrent_calls_overlap_and_stay_correct(tiny_model, monkeypatch):
     """Two calls are inside the OpenVINO runner at the same time (no model-wide lock)."""
     queries = [f"q{i} wing lift" for i in range(6)]
     docs = [d for _, d in make_pairs(20, seed=6)]
@@ -240,8 +250,6 @@ def test_settings_that_openvino_refuses():
     for backend in ("openvino", "auto"):
         with pytest.raises(ValueError, match="crossrank quantize --model M --calibration"):
             RerankConfig(backend=backend, quantize="int8")
-    with pytest.raises(ValueError, match="needs backend='onnx'"):
-        RerankConfig(backend="torch", quantize="int8")
 
 
 # -- the trained fixture -------------------------------------------------------------------------
@@ -283,3 +291,53 @@ def test_trained_model_default_is_exact(trained_model, cranfield_pairs):
         assert order(got) == order(expected)
         tau, overlap = rank_agreement(bf16.score(pairs), expected)
         assert tau >= 0.95 and overlap >= 0.9, (tau, overlap)
+
+
+def test_the_cli_passes_backend_and_dtype_through(tiny_model, tmp_path, capsys):
+    from crossrank.cli import EXIT_CONFIG, main
+
+    source = tmp_path / "candidates.jsonl"
+    source.write_text("\n".join(json.dumps({"id": i, "content": d}) for i, d in
+                                enumerate(["wing lift", "drag", "heat flow"])))  # fmt: skip
+    outputs = {}
+    for backend in ("torch", "openvino"):
+        code = main(["rerank", "-q", "lift", "-i", str(source), "-m", tiny_model,
+                     "--backend", backend, "--dtype", "float32"])  # fmt: skip
+        assert code == 0
+        outputs[backend] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in outputs["torch"]] == [r["id"] for r in outputs["openvino"]]
+    np.testing.assert_allclose(
+        [r["score"] for r in outputs["torch"]], [r["score"] for r in outputs["openvino"]], atol=1e-4
+    )
+    assert main(["rerank", "-q", "lift", "-i", str(source), "--backend", "openvino",
+                 "--dtype", "float16"]) == EXIT_CONFIG  # fmt: skip
+    assert "float32 or bfloat16" in capsys.readouterr().err
+
+
+def test_stage_parameters_carry_backend_and_dtype(tiny_model):
+    stage = {
+        "stage_type": "sort",
+        "stage_id": "rerank",
+        "parameters": {"inference_name": tiny_model, "backend": "openvino", "dtype": "bfloat16"},
+    }
+    reranker = Reranker.from_stage(stage)
+    assert (reranker.config.backend, reranker.config.dtype) == ("openvino", "bfloat16")
+    assert reranker.to_stage() == stage
+    assert isinstance(reranker.scorer.runner, OpenVinoRunner)
+    assert reranker.scorer.runner.dtype == "bfloat16"
+    stage["parameters"]["quantize"] = "int8"
+    with pytest.raises(ValueError, match="crossrank quantize"):
+        Reranker.from_stage(stage)
+
+
+@pytest.mark.parametrize("family", ["qwen3-reranker", "bge-reranker-gemma", "mxbai-rerank-v2"])
+def test_causal_lm_families_convert_and_match_torch(family, tmp_path):
+    """Left-padded, last-token scoring modules convert exactly (traced with eager attention)."""
+    from crossrank.testing import build_tiny_causal_reranker
+
+    folder = str(build_tiny_causal_reranker(tmp_path / family, family))
+    pairs = make_pairs(6, seed=13)  # different lengths: the batch is left-padded
+    expected = ModelScorer(folder, model_family=family, backend="torch").score(pairs)
+    scorer = ModelScorer(folder, model_family=family)
+    assert isinstance(scorer.runner, OpenVinoRunner)  # it passed auto's self-check
+    np.testing.assert_allclose(scorer.score(pairs), expected, rtol=0, atol=1e-4)

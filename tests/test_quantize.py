@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from crossrank import RerankConfig, Reranker
-from crossrank.cli import main
+from crossrank.cli import EXIT_CONFIG, EXIT_INPUT, main
 from crossrank.models import ModelScorer, clear_model_cache
 from crossrank.models.quantized import QUANTIZED_IR, QUANTIZED_MARKER
 from crossrank.models.runtimes.openvino import OpenVinoRunner
@@ -96,6 +96,8 @@ def test_a_quantized_folder_is_refused_where_it_cannot_run(quantized):
     for backend in ("torch", "onnx"):
         with pytest.raises(ValueError, match="int8 OpenVINO model folder"):
             RerankConfig(model=str(out), backend=backend)
+    with pytest.raises(ValueError, match="int8 OpenVINO model folder runs on CPU"):
+        RerankConfig(model=str(out), device="cuda")
 
 
 def test_quantize_on_a_beir_folder(tiny_model, tmp_path, capsys):
@@ -129,17 +131,17 @@ def test_quantize_refuses_bad_calibration_and_an_existing_folder(tiny_model, tmp
     one_query.write_text('{"query": "q", "document": "a"}\n{"query": "q", "document": "b"}\n')
     out = tmp_path / "out"
     assert main(["quantize", "--model", tiny_model, "--calibration", str(one_query),
-                 "--out", str(out)]) == 1  # fmt: skip
+                 "--out", str(out)]) == EXIT_INPUT  # fmt: skip
     assert "at least 2 different queries" in capsys.readouterr().err
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"query": "q"}\n')
     assert main(["quantize", "--model", tiny_model, "--calibration", str(broken),
-                 "--out", str(out)]) == 1  # fmt: skip
+                 "--out", str(out)]) == EXIT_INPUT  # fmt: skip
     assert "line 1" in capsys.readouterr().err
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("mine")
     assert main(["quantize", "--model", tiny_model, "--calibration", str(one_query),
-                 "--out", str(tmp_path / "taken")]) == 1  # fmt: skip
+                 "--out", str(tmp_path / "taken")]) == EXIT_CONFIG  # fmt: skip
     assert "already exists" in capsys.readouterr().err
     assert (tmp_path / "taken" / "file").read_text() == "mine"
     assert not out.exists()
@@ -150,4 +152,3 @@ def test_int8_without_calibration_points_at_crossrank_quantize(tiny_model):
         Reranker(model=tiny_model, backend="openvino", quantize="int8")
     message = str(info.value)
     assert "crossrank quantize --model M --calibration DATA --out FOLDER" in message
-    assert "backend='onnx'" in message

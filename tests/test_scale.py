@@ -65,7 +65,8 @@ def test_model_forward_passes_are_bounded_by_the_batch(tiny_model, caplog):
     to keep the suite fast on a small machine; 10,000 go through the other scorers above.)"""
     n = 2_000
     caplog.set_level(logging.WARNING, logger="crossrank")
-    rr = Reranker(model=tiny_model, batch_size=32, max_length=48, top_k=5)
+    # the hook below sits on torch's embeddings: this stage runs torch, not OpenVINO
+    rr = Reranker(model=tiny_model, backend="torch", batch_size=32, max_length=48, top_k=5)
     shapes: list[tuple[int, int]] = []
     embeddings = rr.scorer.model.hf_model.get_input_embeddings()
     hook = embeddings.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))

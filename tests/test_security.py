@@ -12,21 +12,29 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import logging
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from local_server import Reply, ScorerServer, free_port, scripted
+from local_server import Reply, ScorerServer, free_port, hash_scorer, scripted
 
 import crossrank
 from crossrank import (
+    ConfigError,
     CrossrankError,
+    DocumentError,
     HttpScorer,
+    QueryError,
     RerankConfig,
     Reranker,
     ScorerError,
+    ScorerUnavailableError,
 )
+from crossrank.cli import main as cli_main
+from crossrank.scorers import TeiScorer
 from crossrank.scorers.http import DEFAULT_API_KEY_ENV
 
 SECRET = "sk-test-7Hq2Zr9LwX4c"
@@ -204,3 +212,278 @@ def test_no_eval_or_pickle_in_the_source(path):
         if isinstance(node, ast.keyword) and node.arg == "shell":
             problems.append(f"line {node.lineno}: shell=")
     assert problems == [], f"{path.name}: {problems}"
+
+
+# -- a hostile stage config cannot read the process's secrets ----------------------------------
+
+ENV_SECRET = "env-secret-Qw3rTy9UiOp"
+
+
+@dataclass
+class Page:
+    """An attribute document, like a LangChain Document or a pydantic model."""
+
+    content: str
+    metadata: dict
+
+    def summary(self) -> str:
+        return self.content[:10]
+
+    @property
+    def _private(self) -> str:
+        return ENV_SECRET
+
+
+ESCAPES = [
+    "__init__.__globals__.sys.modules.os.environ.CROSSRANK_TEST_SECRET",
+    "__class__.__init__.__globals__.os.environ.CROSSRANK_TEST_SECRET",
+    "__dict__.content",
+    "_private",
+    "summary",  # a method: callable, not data
+    "metadata.get",  # a mapping is indexed by key only, so this is the key 'get' (absent)
+    "content.upper",
+    "metadata.module.environ.CROSSRANK_TEST_SECRET",  # a module object inside the data
+    "metadata.cls.__name__",
+    "metadata.fn.__globals__",
+]
+
+
+def _page() -> Page:
+    import os
+
+    return Page("readable text", {"module": os, "cls": Page, "fn": _page, "_source": "es"})
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("path", ESCAPES)
+def test_dotted_paths_reach_data_only(path, mode, monkeypatch):
+    monkeypatch.setenv("CROSSRANK_TEST_SECRET", ENV_SECRET)
+    with ScorerServer() as server:
+        rr = Reranker(scorer=server.url, document_field=path)
+        with pytest.raises(DocumentError) as info:
+            if mode == "sync":
+                rr.rerank(QUERY, [_page()])
+            else:
+                asyncio.run(rr.arerank(QUERY, [_page()]))
+    assert server.requests == []  # nothing was sent anywhere
+    assert ENV_SECRET not in everything_printed(info.value)
+    assert info.value.field == path and "has no field" in str(info.value)
+
+
+def test_mapping_keys_with_underscores_are_data():
+    """`_source.text` (Elasticsearch hits) and `_id` keys are mapping keys, not attributes."""
+    docs = [{"_id": "a", "_source": {"text": "first"}}, {"_id": "b", "_source": {"text": "2nd"}}]
+    ranked = Reranker(scorer=hash_scorer, document_field="_source.text").rerank(QUERY, docs)
+    assert sorted(r.document_id for r in ranked) == ["a", "b"]
+
+
+def test_previous_score_paths_reach_data_only():
+    rr = Reranker(scorer=hash_scorer, original_score_field="__class__.__name__")
+    (ranked,) = rr.rerank(QUERY, [_page()])
+    assert ranked.original_score is None  # a path out of the data reads as no score
+
+
+@pytest.mark.parametrize(
+    "template, inputs",
+    [
+        ("{{INPUT.q.__class__.__name__}}", {"q": "text"}),
+        ("{{INPUT.q.upper}}", {"q": "text"}),
+        ("{{INPUT.os.environ.CROSSRANK_TEST_SECRET}}", {"os": __import__("os")}),
+        ("{{INPUT.page._private}}", {"page": Page("x", {})}),
+    ],
+)
+def test_query_templates_reach_data_only(template, inputs, monkeypatch):
+    monkeypatch.setenv("CROSSRANK_TEST_SECRET", ENV_SECRET)
+    stage = {
+        "stage_type": "sort",
+        "parameters": {"query": template, "feature_uri": "http://127.0.0.1:9/"},
+    }
+    rr = Reranker.from_stage(stage)
+    for call in (
+        lambda: rr.rerank(inputs=inputs, documents=DOCS),
+        lambda: asyncio.run(rr.arerank(inputs=inputs, documents=DOCS)),
+    ):
+        with pytest.raises(QueryError) as info:
+            call()
+        assert ENV_SECRET not in everything_printed(info.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "HOME", "crossrank_x_api_key", ""]
+)
+def test_a_stage_from_json_names_only_crossrank_key_variables(name):
+    stage = {
+        "stage_type": "sort",
+        "parameters": {"feature_uri": "http://127.0.0.1:9/", "scorer_api_key_env": name},
+    }
+    with pytest.raises(ConfigError, match="CROSSRANK_"):
+        Reranker.from_stage(stage)
+    with pytest.raises(ConfigError, match="CROSSRANK_"):
+        Reranker.from_stage(json.dumps(stage))
+    config = RerankConfig(scorer="http://127.0.0.1:9/", scorer_api_key_env=name)
+    with pytest.raises(ConfigError, match="CROSSRANK_"):
+        Reranker.from_json(config.model_dump_json())
+
+
+def test_a_stage_may_name_a_crossrank_key_variable_and_code_any(monkeypatch):
+    monkeypatch.setenv("CROSSRANK_RERANK_API_KEY", SECRET)
+    monkeypatch.setenv("MY_OWN_KEY", SECRET + "2")
+    with ScorerServer() as server:
+        stage = {
+            "stage_type": "sort",
+            "parameters": {
+                "feature_uri": server.url,
+                "scorer_api_key_env": "CROSSRANK_RERANK_API_KEY",
+            },
+        }
+        Reranker.from_stage(stage).rerank(QUERY, DOCS)
+        Reranker(scorer=server.url, scorer_api_key_env="MY_OWN_KEY").rerank(QUERY, DOCS)
+    assert [r.headers["Authorization"] for r in server.requests] == [
+        f"Bearer {SECRET}",
+        f"Bearer {SECRET}2",
+    ]
+
+
+def test_the_command_line_may_name_any_key_variable(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MY_OWN_KEY", SECRET)
+    (tmp_path / "docs.json").write_text(json.dumps(DOCS))
+    with ScorerServer() as server:
+        argv = ["rerank", "-q", QUERY, "-i", str(tmp_path / "docs.json"), "--scorer", server.url]
+        assert cli_main([*argv, "--scorer-api-key-env", "MY_OWN_KEY"]) == 0
+    assert server.requests[0].headers["Authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in capsys.readouterr().out
+
+
+# -- the key never leaks, whatever the server echoes and however it is rendered ----------------
+
+ODD_KEY = "Zq9\\Xw7\"Lm'4Kp2Vb8-nR6"  # a backslash and quotes: escaped differently by repr and JSON
+
+
+def fragments(secret: str, size: int = 6) -> set[str]:
+    """Every `size`-character piece of every way `secret` may be written."""
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], repr(repr(secret))[1:-1]}
+    return {f[i : i + size] for f in forms for i in range(len(f) - size + 1)}
+
+
+def echo(where: str):
+    """A server that puts the Authorization header it got somewhere in its answer."""
+
+    def behaviour(request):
+        auth = request.headers.get("Authorization", "")
+        n = len(request.pairs)
+        bodies = {
+            "score": {"scores": [auth] * n},
+            "key": {auth: [0.5] * n},
+            "nested": {"scores": [[auth]] * n},
+            "across the cut": Reply(500, "x" * 190 + auth + " trailing"),
+            "escaped json": Reply(503, json.dumps({"error": auth})),
+            "repr": Reply(400, repr({"auth": auth})),
+        }
+        body = bodies[where]
+        return body if isinstance(body, Reply) else Reply(200, body)
+
+    return behaviour
+
+
+def tei_echo(request):
+    auth = request.headers.get("Authorization", "")
+    texts = request.body["texts"]
+    return Reply(200, [{"index": i, "score": auth} for i in range(len(texts))])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("key", [SECRET, ODD_KEY], ids=["plain", "backslash-and-quotes"])
+@pytest.mark.parametrize(
+    "where", ["score", "key", "nested", "across the cut", "escaped json", "repr", "tei"]
+)
+def test_an_echoed_key_is_masked_in_every_rendering(where, key, mode, caplog):
+    caplog.set_level(logging.DEBUG)
+    behaviour = tei_echo if where == "tei" else echo(where)
+    with ScorerServer(behaviour) as server:
+        cls = TeiScorer if where == "tei" else HttpScorer
+        scorer = cls(server.url, api_key=key, **FAST)
+        rr = Reranker(scorer=scorer)
+        with pytest.raises(ScorerError) as info:
+            if mode == "sync":
+                rr.rerank(QUERY, DOCS)
+            else:
+                asyncio.run(rr.arerank(QUERY, DOCS))
+    assert server.requests[0].headers["Authorization"] == f"Bearer {key}"  # it was sent
+    printed = everything_printed(info.value, scorer, rr) + caplog.text
+    leaked = [piece for piece in fragments(key) if piece in printed]
+    assert leaked == [], printed
+    assert "***" in str(info.value)
+
+
+@pytest.mark.parametrize("raw", [SECRET + "\n", "  " + SECRET + "\r\n", "\t" + SECRET])
+def test_a_key_read_with_surrounding_whitespace_is_stripped(raw, monkeypatch):
+    """As read from a secrets file; httpx would raise with the key in its message and log."""
+    monkeypatch.setenv(DEFAULT_API_KEY_ENV, raw)
+    with ScorerServer() as server:
+        Reranker(scorer=server.url).rerank(QUERY, DOCS)
+        asyncio.run(Reranker(scorer=HttpScorer(server.url, api_key=raw)).arerank(QUERY, DOCS))
+    assert [r.headers["Authorization"] for r in server.requests] == [f"Bearer {SECRET}"] * 2
+
+
+@pytest.mark.parametrize(
+    "bad", ["sk-a b-c1234", "sk-a\nb-c1234", "sk-\x01abc1234", "sk-é-abc1234", "sk-\x7fabcd"]
+)
+def test_a_key_with_whitespace_or_control_characters_inside_is_refused_before_any_request(
+    bad, monkeypatch, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(DEFAULT_API_KEY_ENV, bad)
+    with ScorerServer() as server:
+        for call in (
+            lambda: Reranker(scorer=server.url).rerank(QUERY, DOCS),
+            lambda: asyncio.run(Reranker(scorer=server.url).arerank(QUERY, DOCS)),
+            lambda: HttpScorer(server.url, api_key=bad),
+        ):
+            with pytest.raises(ConfigError, match="API key from") as info:
+                call()
+            for piece in ("sk-a", "b-c1234", "abc1234", "abcd"):
+                assert piece not in everything_printed(info.value) + caplog.text
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_local_protocol_error_is_not_retried(mode):
+    """An illegal header name fails in httpx before anything is sent, every time: retrying
+    it would only repeat it."""
+    with ScorerServer() as server:
+        scorer = HttpScorer(server.url, headers={"Bad Name": "v"}, **{**FAST, "max_retries": 3})
+        with pytest.raises(ScorerUnavailableError, match=r"after 1 attempt.*LocalProtocolError"):
+            if mode == "sync":
+                Reranker(scorer=scorer).rerank(QUERY, DOCS)
+            else:
+                asyncio.run(Reranker(scorer=scorer).arerank(QUERY, DOCS))
+    assert server.requests == []
+
+
+# -- credentials in URLs are refused when the config is built ---------------------------------
+
+URL_SECRETS = [
+    ("http://alice:{s}@127.0.0.1:9/score", ["alice"]),
+    ("http://{s}@127.0.0.1:9/score", []),
+    ("https://{s}:@127.0.0.1/score", []),
+    ("tei+http://{s}@127.0.0.1:8080", []),
+    ("cohere+https://bob:{s}@127.0.0.1/v1/rerank", ["bob"]),
+    ("http://{s}%40@127.0.0.1/score", []),
+]
+
+
+@pytest.mark.parametrize("template, names", URL_SECRETS)
+def test_credentials_in_a_scorer_url_are_refused_at_config_time(template, names):
+    url = template.format(s=SECRET)
+    stage = {"stage_type": "sort", "parameters": {"feature_uri": url}}
+    for build in (
+        lambda: Reranker(scorer=url),
+        lambda: RerankConfig(scorer=url),
+        lambda: Reranker.from_stage(stage),
+        lambda: HttpScorer(url.split("+")[-1]),
+    ):
+        with pytest.raises(ValueError, match="credentials") as info:
+            build()
+        printed = everything_printed(info.value)
+        assert SECRET not in printed
+        assert all(name not in printed for name in names)

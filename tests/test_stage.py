@@ -8,7 +8,7 @@ import pytest
 from fake_engines import EngineServer, known_score
 
 from crossrank import ConfigError, QueryError, Reranker
-from crossrank.cli import main
+from crossrank.cli import EXIT_CONFIG, EXIT_INPUT, main
 from crossrank.scorers import CohereScorer, TeiScorer, register_scorer, unregister_scorer
 from crossrank.stage import known_parameters, resolve_model_name
 
@@ -227,5 +227,41 @@ def test_cli_runs_a_stage(tmp_path, capsys, scorer_name):
     # A flag beside the stage overrides its parameter; a missing input is a clear error.
     assert main([*argv, "--var", "question=rerank", "--top-k", "1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
-    assert main(argv) == 1
+    assert main(argv) == EXIT_INPUT
     assert "question" in capsys.readouterr().err
+
+
+# -- malformed stage configs are ConfigErrors, whatever the bytes -------------------------------
+
+MALFORMED = {
+    "invalid utf-8": b'{"stage_type": "sort", "parameters": {"query": "caf\xe9"}}',
+    "utf-16": '{"stage_type": "sort", "parameters": {}}'.encode("utf-16"),
+    "deep nesting": '{"stage_type": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "deep object": '{"stage_type": "sort", "parameters": '
+    + '{"a": ' * 100_000
+    + "1"
+    + "}" * 100_001,
+    "huge number": '{"stage_type": "sort", "parameters": {"top_n": ' + "9" * 5000 + "}}",
+    "binary": bytes(range(256)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+@pytest.mark.parametrize("given_as", ["value", "file"])
+def test_malformed_stage_configs_are_config_errors(case, given_as, tmp_path):
+    source = MALFORMED[case]
+    if given_as == "file":
+        path = tmp_path / "stage.json"
+        path.write_bytes(source if isinstance(source, bytes) else source.encode())
+        source = str(path)
+    with pytest.raises(ConfigError):
+        Reranker.from_stage(source)
+
+
+def test_a_malformed_stage_file_is_one_line_on_the_command_line(tmp_path, capsys):
+    (tmp_path / "stage.json").write_bytes(MALFORMED["invalid utf-8"])
+    (tmp_path / "docs.json").write_text(json.dumps(DOCS))
+    argv = ["rerank", "--stage", str(tmp_path / "stage.json"), "-i", str(tmp_path / "docs.json")]
+    assert main(argv) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and len(err.strip().splitlines()) == 1

@@ -21,7 +21,7 @@ from local_server import ScorerServer
 from pydantic import ValidationError
 
 from crossrank import ConfigError, DocumentError, RerankConfig, Reranker
-from crossrank.cli import main
+from crossrank.cli import EXIT_INPUT, main
 from crossrank.reranker import UNREADABLE_RECORD
 
 QUERY = "wing lift"
@@ -202,7 +202,7 @@ def test_cli_on_unreadable_skip_and_the_default(monkeypatch, capsys, tiny_model)
     assert code == 0
     assert sorted(r["document_id"] for r in rows) == ["a", "b", "c"]
     code, rows = _cli_rows(monkeypatch, capsys, tiny_model)
-    assert code == 1 and rows == []
+    assert code == EXIT_INPUT and rows == []
 
 
 # -- copies, pickles and an endpoint key given in Python ------------------------------------

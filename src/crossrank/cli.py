@@ -5,18 +5,28 @@
     crossrank quantize --model M --calibration DATA --out FOLDER
     crossrank demo
 
-`rerank` reads documents as a JSON list or JSON Lines (a file, or stdin with `-`), and writes
-one ranked document per line: the caller's fields, with the contract fields added
-(`document_id`, `score`, `original_score`, `rerank_position`). A progress bar is shown when
-stderr is a terminal.
+`rerank` reads documents as a JSON list, `{"documents": [...]}` or JSON Lines (one line is
+JSON Lines too) from a file, or stdin with `-`, and writes one ranked document per line: the
+caller's fields, with the contract fields added (`document_id`, `score`, `original_score`,
+`rerank_position`). JSON has no NaN or Infinity, so such a number anywhere in the output (a
+previous score, one of the caller's fields) is written as `null`. A progress bar is shown
+when stderr is a terminal.
+
+Input that cannot be read (not UTF-8, not JSON, nested too deeply, a number too long, an
+unpaired surrogate in any field but the text) is one line on stderr naming the input line
+(or document) and the field. Exit codes (`EXIT_CODES`): 0 done, 2 usage, 3 bad input, 4 bad
+settings or stage, 5 the model cannot be loaded, 6 the scorer failed, 1 any other crossrank
+error, 141 (128 + SIGPIPE) when the reader of stdout went away (`| head -1`), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -24,42 +34,141 @@ from pydantic import ValidationError
 
 from crossrank import __version__
 from crossrank.config import DEFAULT_MODEL
-from crossrank.errors import CrossrankError, ModelLoadError
+from crossrank.documents import safe_repr
+from crossrank.errors import (
+    ConfigError,
+    CrossrankError,
+    DocumentError,
+    ModelLoadError,
+    QueryError,
+    ScorerError,
+)
 from crossrank.reranker import Reranker
 from crossrank.results import RankedDocument
 
 MODEL_ENV = "CROSSRANK_MODEL"
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # a crossrank error of no other kind below
+EXIT_USAGE = 2  # the command line itself (argparse's code)
+EXIT_INPUT = 3  # the candidates, the query or a --var: unreadable or unscorable
+EXIT_CONFIG = 4  # a setting or the --stage file
+EXIT_MODEL = 5  # the model cannot be loaded
+EXIT_SCORER = 6  # the scorer (an endpoint, a registered scorer) failed
+EXIT_PIPE = 141  # stdout's reader went away (128 + SIGPIPE), as Unix tools exit
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_ERROR: "another crossrank error",
+    EXIT_USAGE: "usage: an unknown option or a malformed flag",
+    EXIT_INPUT: "bad input: candidates, query or --var",
+    EXIT_CONFIG: "bad settings or stage config",
+    EXIT_MODEL: "the model cannot be loaded",
+    EXIT_SCORER: "the scorer failed",
+    EXIT_PIPE: "stdout was closed early (quiet)",
+}
 
 
 class InputError(CrossrankError, ValueError):
     """The candidates file is not JSON or JSON Lines of documents."""
 
 
-def read_documents(stream: TextIO, name: str) -> list[Any]:
-    """Documents from a JSON list (or {"documents": [...]}) or from JSON Lines."""
-    text = stream.read()
+class UsageError(CrossrankError, ValueError):
+    """A flag's value is malformed (`--var`, `--compare`)."""
+
+
+def _parse_json(text: str, where: str) -> Any:
+    """One JSON value; every way it can fail is an `InputError` naming `where`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer past Python's 4300-digit limit
+        raise InputError(f"{where}: a number too long to read ({exc})") from None
+
+
+def _surrogate_field(value: Any, text_field: str | None = None) -> str | None:
+    """The first field path (`metadata.title`, `tags[2]`) but `text_field` whose string holds
+    an unpaired surrogate, which cannot be written out as UTF-8; None when there is none. The
+    text field is left to the reranker's own rule (a `DocumentError`, or `on_unreadable`)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if where and where == text_field:
+            continue
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "(the document itself)"
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                name = f"{where}.{key}" if where else str(key)
+                if _surrogate_field(key) is not None:
+                    return f"{name} (its name)"
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _check_document(doc: Any, where: str, text_field: str | None) -> Any:
+    field = _surrogate_field(doc, text_field)
+    if field is not None:
+        raise InputError(
+            f"{where}: field {field!r} holds an unpaired surrogate (a \\ud800-\\udfff escape "
+            "alone), which is not text and cannot be written as UTF-8"
+        )
+    return doc
+
+
+def read_documents(stream: TextIO | Any, name: str, text_field: str | None = None) -> list[Any]:
+    """Documents from a JSON list (or {"documents": [...]}), or from JSON Lines (one object
+    per line; a single line is one document). `text_field` (the document_field) is exempt
+    from the lone-surrogate check: the reranker's text rule decides about it."""
+    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise InputError(
+                f"{name}, line {line}: not UTF-8 text (byte {exc.start}); the input must be "
+                "JSON or JSON Lines"
+            ) from None
+    else:
+        text = raw
+    text = text.removeprefix("\ufeff")
     stripped = text.lstrip()
     if not stripped:
         return []
     if stripped[0] in "[{" and not _looks_like_jsonl(stripped):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}: not valid JSON ({exc})") from exc
-        if isinstance(data, dict):
-            if not isinstance(data.get("documents"), list):
-                raise InputError(f'{name}: a JSON object input needs a "documents" list')
-            data = data["documents"]
-        return data
+        one_line = len(stripped.rstrip().splitlines()) == 1
+        data = _parse_json(stripped, f"{name}, line 1" if one_line else name)
+        if isinstance(data, dict):  # {"documents": [...]}, or one object: JSON Lines of one line
+            data = data["documents"] if isinstance(data.get("documents"), list) else [data]
+        if not isinstance(data, list):
+            raise InputError(f"{name}: expected a JSON list of documents or JSON Lines")
+        return [_check_document(d, f"{name}, document {i}", text_field) for i, d in enumerate(data)]
     docs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            docs.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}, line {number}: not valid JSON ({exc})") from exc
+        where = f"{name}, line {number}"
+        docs.append(_check_document(_parse_json(line, where), where, text_field))
     return docs
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _looks_like_jsonl(text: str) -> bool:
@@ -86,7 +195,7 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
     for name in fields:
         if name in doc and name != original_score_field and doc[name] != fields[name]:
             raise InputError(
-                f"document {result.index} (id {result.document_id!r}) already has a field "
+                f"document {result.index} (id {safe_repr(result.document_id)}) already has a field "
                 f"{name!r}, which the output would overwrite; rerun with --nest to keep "
                 "each document whole under 'document'"
             )
@@ -94,13 +203,15 @@ def output_record(result: RankedDocument, original_score_field: str, nest: bool)
 
 
 def _json_line(record: dict[str, Any]) -> str:
-    """One output line: UTF-8 as it reads, or \\u escapes where a document holds a lone
-    surrogate (a bad decode upstream) that UTF-8 cannot encode, so nothing is lost."""
-    line = json.dumps(record, ensure_ascii=False)
+    """One output line: UTF-8 as it reads, or \\u escapes where a document's text holds a lone
+    surrogate (a bad decode upstream, ranked with on_unreadable) that UTF-8 cannot encode, so
+    nothing is lost; NaN and infinities, which JSON lacks, as null (`json_safe`)."""
+    record = json_safe(record)
+    line = json.dumps(record, ensure_ascii=False, allow_nan=False)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
-        line = json.dumps(record)
+        line = json.dumps(record, allow_nan=False)
     return line
 
 
@@ -120,21 +231,33 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         "original_score_field": args.original_score_field,
         "batch_size": args.batch_size,
         "device": args.device,
+        "backend": args.backend,
+        "dtype": args.dtype,
         "on_unreadable": args.on_unreadable,
     }
     if args.top_k is not None:
         settings["top_k"] = args.top_k
     if args.scorer:
         settings["scorer"] = args.scorer
+    if args.scorer_api_key_env:
+        settings["scorer_api_key_env"] = args.scorer_api_key_env
     if args.max_length:
         settings["max_length"] = args.max_length
+    settings.update(_family_settings(args))
     settings.update(_long_document_settings(args))
     reranker = _stage_reranker(args.stage, settings) if args.stage else Reranker(**settings)
+    if args.query is None and reranker.config.query is None:  # before waiting on stdin
+        raise UsageError(
+            'no query: pass --query "..." (or a --stage whose parameters include a query)'
+        )
     if args.input == "-":
-        documents = read_documents(sys.stdin, "stdin")
+        documents = read_documents(sys.stdin, "stdin", reranker.config.document_field)
     else:
-        with open(args.input, encoding="utf-8") as f:
-            documents = read_documents(f, args.input)
+        try:
+            with open(args.input, "rb") as f:
+                documents = read_documents(f, args.input, reranker.config.document_field)
+        except OSError as exc:
+            raise InputError(f"{args.input}: cannot be read ({exc.strerror or exc})") from None
     update, bar = _progress_callback(len(documents))
     try:
         results = reranker.rerank(args.query, documents, inputs=_inputs(args.var), progress=update)
@@ -152,6 +275,30 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     else:
         sys.stdout.writelines(line + "\n" for line in lines)
     return 0
+
+
+def _family_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: getattr(args, name)
+        for name in ("model_family", "instruction")
+        if getattr(args, name, None) is not None
+    }
+
+
+def _add_family_options(p: argparse.ArgumentParser) -> None:
+    from crossrank.config import ModelFamily
+
+    p.add_argument(
+        "--model-family",
+        choices=list(typing.get_args(ModelFamily)),
+        help="how the model reads a pair (default: auto, detected from the model); needed for "
+        "a causal-LM reranker whose folder name does not say which one it is",
+    )
+    p.add_argument(
+        "--instruction",
+        help="task instruction for rerankers that take one (qwen3-reranker, mxbai-rerank-v2, "
+        "bge-reranker-gemma); default: the model card's",
+    )
 
 
 def _long_document_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,7 +341,7 @@ def _parse_compare(spec: str) -> tuple[str | None, dict[str, Any]]:
     for item in spec.split(","):
         key, sep, value = item.strip().partition("=")
         if not sep or not key:
-            raise InputError(
+            raise UsageError(
                 f"--compare item {item.strip()!r} is not KEY=VALUE; e.g. "
                 "--compare 'model=./my-reranker,long_documents=chunk'"
             )
@@ -210,6 +357,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "model": args.model,
         "batch_size": args.batch_size,
         "device": args.device,
+        "backend": args.backend,
+        "dtype": args.dtype,
+        **_family_settings(args),
         **_long_document_settings(args),
     }
     if args.scorer:
@@ -280,36 +430,54 @@ def _inputs(pairs: list[str] | None) -> dict[str, str] | None:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise InputError(f"--var {pair!r}: expected NAME=VALUE, e.g. --var question='...'")
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE, e.g. --var question='...'")
         inputs[name] = value
     return inputs
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from crossrank.quantization import quantize_model
+    from crossrank.quantization import CalibrationError, quantize_model
 
-    fidelity = quantize_model(
-        args.model,
-        args.calibration,
-        args.out,
-        samples=args.samples,
-        eval_queries=args.eval_queries,
-        max_length=args.max_length,
-        seed=args.seed,
-        trust_remote_code=args.trust_remote_code,
-    )
+    try:
+        fidelity = quantize_model(
+            args.model,
+            args.calibration,
+            args.out,
+            samples=args.samples,
+            eval_queries=args.eval_queries,
+            max_length=args.max_length,
+            seed=args.seed,
+            trust_remote_code=args.trust_remote_code,
+        )
+    except CalibrationError as exc:  # the calibration data is this command's input
+        raise InputError(str(exc)) from exc
     out = os.path.normpath(args.out)
     print(f"int8 model written to {out} (load it with model={out!r})")
     print("fidelity against float32, on pairs held apart from calibration:")
     print(fidelity.table())
     print(f"report written to {out}.fidelity.json")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from crossrank.demo import run_demo
 
-    return run_demo(args.model)
+    return run_demo(args.model, long_documents=args.long_documents)
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "openvino", "onnx"],
+        help="runtime: auto (default: OpenVINO on CPU after a fidelity self-check, else torch)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="precision: auto (default: float16 on cuda, float32 elsewhere), or one of these",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
             "each with document_id, score (the reranker's), original_score (the previous "
             "stage's) and rerank_position (0-based) added."
         ),
+        epilog="exit codes: "
+        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
     )
     p.add_argument(
         "--query", "-q", help="the query to rank the documents for (or the --stage's query)"
@@ -366,6 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or a registered scorer name; overrides --model",
     )
     p.add_argument(
+        "--scorer-api-key-env",
+        metavar="NAME",
+        help="environment variable holding the --scorer endpoint's API key (default "
+        "CROSSRANK_SCORER_API_KEY); any name is allowed here, while a --stage file may only "
+        "name CROSSRANK_*API_KEY variables",
+    )
+    p.add_argument(
         "--document-field",
         default="content",
         help="field holding the text; dotted paths such as metadata.body reach into nesting "
@@ -379,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    _add_engine_arguments(p)
     p.add_argument(
         "--on-unreadable",
         choices=["raise", "skip", "last"],
@@ -392,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write each document whole under 'document' instead of adding fields beside its own",
     )
+    _add_family_options(p)
     _add_long_document_options(p)
     p.set_defaults(func=_cmd_rerank)
 
@@ -439,12 +618,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (32)")
     e.add_argument("--max-length", type=int, help="token limit per pair (default: the model's)")
     e.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    _add_engine_arguments(e)
     e.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
     e.add_argument("--first-stage-only", action="store_true", help="evaluate the first stage alone")
     e.add_argument(
         "--json", default="crossrank-eval.json", help="write results here (crossrank-eval.json)"
     )
     e.add_argument("--plot", help="also draw a bar chart here, e.g. out.png (crossrank[plot])")
+    _add_family_options(e)
     _add_long_document_options(e)
     e.set_defaults(func=_cmd_eval)
 
@@ -484,23 +665,62 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rerank BM25 candidates for a few Cranfield queries and print before/after.",
     )
     d.add_argument("--model", "-m", default=default_model, help="cross-encoder name or folder")
+    d.add_argument(
+        "--long-documents",
+        choices=["truncate", "chunk"],
+        default="truncate",
+        help="candidates longer than the model's limit: truncate (default; counted) or chunk",
+    )
     d.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, InputError | DocumentError | QueryError):
+        return EXIT_INPUT
+    if isinstance(exc, ConfigError | ValidationError):
+        return EXIT_CONFIG
+    if isinstance(exc, ModelLoadError):
+        return EXIT_MODEL
+    if isinstance(exc, ScorerError):
+        return EXIT_SCORER
+    return EXIT_ERROR
+
+
+def _quiet_broken_pipe() -> int:
+    """Python's recipe: point stdout at devnull so the interpreter's last flush is silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured): nothing to flush
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except ModelLoadError as exc:
         print(f"crossrank: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_MODEL
     except ValidationError as exc:
         print(f"crossrank: error: invalid setting: {exc}", file=sys.stderr)
-        return 1
-    except (CrossrankError, OSError) as exc:
+        return EXIT_CONFIG
+    except CrossrankError as exc:
         print(f"crossrank: error: {exc}", file=sys.stderr)
-        return 1
+        return _exit_code(exc)
+    except OSError as exc:  # the output file, or a file a setting names
+        print(f"crossrank: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

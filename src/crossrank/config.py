@@ -8,7 +8,9 @@ unset; a Python callable cannot be written to JSON and says so.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -18,12 +20,15 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
+    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
 
-from crossrank.documents import text_problem
+from crossrank.credentials import url_without_credentials
+from crossrank.documents import safe_repr, text_problem
+from crossrank.errors import ConfigError
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
@@ -34,6 +39,31 @@ ChunkPooling = Literal["max", "mean", "first"]
 Backend = Literal["auto", "torch", "onnx", "openvino"]
 Quantize = Literal["none", "int8"]
 OnUnreadable = Literal["raise", "skip", "last"]
+# crossrank.models.families.MODEL_FAMILIES (a test keeps the two equal; the config module does
+# not import the model code).
+ModelFamily = Literal[
+    "auto", "sequence-classification", "qwen3-reranker", "bge-reranker-gemma", "mxbai-rerank-v2"
+]
+
+COUNT_SETTINGS = (
+    "top_k",
+    "batch_size",
+    "token_budget",
+    "max_length",
+    "chunk_overlap",
+    "max_chunks_per_document",
+    "num_threads",
+    "cache_size",
+)
+
+
+def check_top_k(value: Any) -> int | None:
+    """The one `top_k` rule, for the config, a stage's `top_n` and `rerank(top_k=...)`: a
+    positive int or None. `True` is refused, not read as 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"top_k must be a positive integer or None, not {safe_repr(value, 50)}")
+    return value
+
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_SEGMENT = re.compile(r"^[^.\s]+$")
@@ -57,7 +87,8 @@ class EngineSettings(BaseModel):
     """
 
     # No "model_" protected namespace: `model` and later `model_family` are contract names.
-    model_config = ConfigDict(protected_namespaces=())
+    # Inputs are left out of validation errors: a refused scorer URL may hold a password.
+    model_config = ConfigDict(protected_namespaces=(), hide_input_in_errors=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -92,6 +123,22 @@ class EngineSettings(BaseModel):
     activation: Activation = Field(default="default", description="See the class docstring.")
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own Python code."
+    )
+    model_family: ModelFamily = Field(
+        default="auto",
+        description=(
+            "How the model reads a pair and yields a score: auto (detected from the model's "
+            "class and name), sequence-classification, or a causal-LM reranker's prompt "
+            "(qwen3-reranker, bge-reranker-gemma, mxbai-rerank-v2); see README, Models."
+        ),
+    )
+    instruction: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Task instruction for rerankers that take one (qwen3-reranker, mxbai-rerank-v2; "
+            "the prompt of bge-reranker-gemma); None uses the model card's default."
+        ),
     )
     allow_pickle_weights: bool = Field(
         default=False,
@@ -142,13 +189,16 @@ class EngineSettings(BaseModel):
     quantize: Quantize = Field(
         default="none",
         description=(
-            "int8 with backend='onnx': dynamic int8 (uncalibrated). On OpenVINO int8 is a "
-            "calibrated model folder written by `crossrank quantize`, passed as `model`."
+            "int8: the model is a calibrated int8 OpenVINO folder written by `crossrank "
+            "quantize` (it runs int8 with or without this setting; int8 without one is refused)."
         ),
     )
     num_threads: PositiveInt | None = Field(
         default=None,
-        description="CPU threads for the forward pass; None leaves torch / ONNX Runtime defaults.",
+        description=(
+            "CPU threads for the forward pass; None leaves torch / OpenVINO / ONNX Runtime "
+            "defaults."
+        ),
     )
     cache_size: NonNegativeInt = Field(
         default=0,
@@ -189,6 +239,15 @@ class EngineSettings(BaseModel):
             f"method, not {type(value).__name__}"
         )
 
+    # check_fields=False: `top_k` is RerankConfig's; the rule reaches it by inheritance.
+    @field_validator(*COUNT_SETTINGS, mode="before", check_fields=False)
+    @classmethod
+    def _refuse_bools(cls, value: Any, info: Any) -> Any:
+        # pydantic reads True as 1; a count given as a boolean is a mistake, not a 1.
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, not {value}")
+        return value
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
@@ -216,33 +275,56 @@ class EngineSettings(BaseModel):
             )
         return self
 
+    @field_validator("instruction")
+    @classmethod
+    def _check_instruction(cls, value: str | None) -> str | None:
+        # The query's rule: the instruction goes into the prompt beside it.
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"instruction {problem}; leave it unset for the model card's default, or give "
+                "the task in words"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_family(self) -> Any:
+        if self.scorer is not None and (
+            self.model_family != "auto" or self.instruction is not None
+        ):
+            raise ValueError(
+                "model_family and instruction apply to the built-in model scorer only; a "
+                "custom scorer formats pairs itself, so leave them unset"
+            )
+        if self.instruction is not None and self.model_family == "sequence-classification":
+            raise ValueError(
+                "instruction is set, but model_family='sequence-classification' takes no "
+                "instruction (the model reads the query and the document only); leave it unset"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_backend(self) -> Any:
         from crossrank.models.quantized import INT8_REFUSAL, is_quantized_folder
 
         quantized = self.scorer is None and is_quantized_folder(self.model)
-        if self.quantize != "none" and self.backend == "torch":
-            raise ValueError(
-                f"quantize={self.quantize!r} needs backend='onnx' (dynamic int8 in ONNX "
-                "Runtime) or a calibrated OpenVINO model from `crossrank quantize`"
-            )
-        if self.quantize == "int8" and self.backend in ("openvino", "auto") and not quantized:
-            raise ValueError(INT8_REFUSAL)
-        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
-            raise ValueError(
-                f"backend='onnx' runs float32 (or int8 with quantize='int8'), not {self.dtype}"
-            )
-        if self.backend == "openvino" and self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(
-                f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
-            )
-        if self.backend in ("onnx", "openvino") and self.device not in ("auto", "cpu"):
-            raise ValueError(f"backend={self.backend!r} runs on CPU, not device={self.device!r}")
         if quantized and self.backend in ("torch", "onnx"):
             raise ValueError(
                 f"model {self.model!r} is an int8 OpenVINO model folder (written by `crossrank "
                 f"quantize`); it runs with backend='openvino' or 'auto', not {self.backend!r}"
             )
+        if self.quantize == "int8" and not quantized:
+            raise ValueError(INT8_REFUSAL)
+        if self.backend == "onnx" and self.dtype not in ("auto", "float32"):
+            raise ValueError(f"backend='onnx' runs float32, not {self.dtype}")
+        if self.backend == "openvino" and self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(
+                f"backend='openvino' runs float32 or bfloat16 on CPU, not {self.dtype}"
+            )
+        cpu_only = quantized or self.backend in ("onnx", "openvino")
+        if cpu_only and self.device not in ("auto", "cpu"):
+            what = "an int8 OpenVINO model folder" if quantized else f"backend={self.backend!r}"
+            raise ValueError(f"{what} runs on CPU, not device={self.device!r}")
         return self
 
     @field_serializer("scorer", when_used="json")
@@ -298,3 +380,42 @@ class RerankConfig(EngineSettings):
 # EngineSettings) configures the scoring engine and reaches the integrations by inheritance.
 CALL_SETTINGS = frozenset({"top_k", "query", "document_field", "original_score_field"})
 ENGINE_SETTINGS = tuple(EngineSettings.model_fields)
+
+
+def config_from_settings(settings: Mapping[str, Any], *, owner: str = "Reranker") -> RerankConfig:
+    """`RerankConfig` from a caller's settings, or a `ConfigError` naming every bad one.
+
+    pydantic's `ValidationError` is not a `CrossrankError`, and for a misspelt keyword it says
+    only "extra inputs are not permitted"; the caller gets the setting's name, the value it
+    refused and, for an unknown name, the nearest known one.
+    """
+    try:
+        return RerankConfig.model_validate(dict(settings))
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"invalid {owner} setting(s): " + "; ".join(problems)) from exc
+
+
+def _describe(error: Any) -> str:
+    name = str(error["loc"][0]) if error["loc"] else None
+    if error["type"] == "extra_forbidden" and name is not None:
+        return f"unknown setting {name!r} ({suggest_setting(name)})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if name is None:  # a rule across settings (model validators) names them itself
+        return message
+    given = error.get("input")
+    if isinstance(given, str):  # a refused scorer URL may hold a password: never shown
+        given = url_without_credentials(given)
+    # Cut to 60 characters (a whole document passed as a setting: enough to recognise it);
+    # safe_repr: a 5000-digit int cannot be repr'd.
+    value = safe_repr(given, 60)
+    return f"{name}={value}: {message}"
+
+
+def suggest_setting(name: str, known: Any = None) -> str:
+    """'did you mean ...?' for the nearest known setting, else the list of them all."""
+    known = sorted(known if known is not None else RerankConfig.model_fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "known settings: " + ", ".join(known)

@@ -14,7 +14,9 @@ import time
 from importlib import resources
 from typing import Any
 
+from crossrank.cli import EXIT_MODEL
 from crossrank.errors import ModelLoadError
+from crossrank.long_documents import DropTruncationWarnings, logger
 from crossrank.reranker import Reranker
 
 MODEL_ENV = "CROSSRANK_MODEL"
@@ -33,10 +35,21 @@ def _relevant_in_top(candidates: list[dict[str, Any]], k: int) -> int:
     return sum(1 for c in candidates[:k] if c["relevance_code"] in (1, 2, 3, 4))
 
 
-def run_demo(model: str, out: Any = None) -> int:
+def run_demo(model: str, out: Any = None, long_documents: str = "truncate") -> int:
     out = out or sys.stdout
+    # Truncation is counted and reported once at the end, in the demo's own words: one
+    # warning per query would repeat itself five times.
+    quiet = DropTruncationWarnings()
+    logger.addFilter(quiet)
+    try:
+        return _run(model, out, long_documents)
+    finally:
+        logger.removeFilter(quiet)
+
+
+def _run(model: str, out: Any, long_documents: str) -> int:
     sample = load_sample()
-    reranker = Reranker(model=model)
+    reranker = Reranker(model=model, long_documents=long_documents)
     print(f"crossrank demo: reranking BM25 top-10 for {len(sample)} Cranfield queries", file=out)
     print(f"model: {model}", file=out)
     try:
@@ -48,8 +61,8 @@ def run_demo(model: str, out: Any = None) -> int:
             f"e.g. {MODEL_ENV}=/path/to/reranker make demo",
             file=sys.stderr,
         )
-        return 2
-    before_total = after_total = 0
+        return EXIT_MODEL
+    before_total = after_total = truncated = candidates = 0
     for item in sample:
         started = time.perf_counter()
         ranked = reranker.rerank(item["query"], item["candidates"])
@@ -66,6 +79,8 @@ def run_demo(model: str, out: Any = None) -> int:
                 f"{r.score:>12.4f} {_judged(c['relevance_code']):>6}  {c['content'][:60]}...",
                 file=out,
             )
+        truncated += sum(1 for r in ranked if r.truncated)
+        candidates += len(ranked)
         before = _relevant_in_top(item["candidates"], 3)
         after = _relevant_in_top([r.document for r in ranked], 3)
         before_total, after_total = before_total + before, after_total + after
@@ -79,4 +94,17 @@ def run_demo(model: str, out: Any = None) -> int:
         "(positions are 0-based; 'src' marks the document the query was written from)",
         file=out,
     )
+    if truncated:
+        limit = getattr(reranker.scorer, "max_length", None)
+        what = f"{limit}-token limit" if limit else "token limit"
+        advice = (
+            "past their last window was not scored"
+            if long_documents == "chunk"
+            else "past it was not scored; `crossrank demo --long-documents chunk` scores all of it"
+        )
+        print(
+            f"{truncated} of {candidates} candidates were longer than the model's {what} "
+            f"(with the query): their text {advice}.",
+            file=out,
+        )
     return 0

@@ -34,7 +34,7 @@ from typing import Any
 
 from crossrank.config import RerankConfig
 from crossrank.errors import CrossrankError
-from crossrank.long_documents import TRUNCATION_RECORD
+from crossrank.long_documents import DropTruncationWarnings
 from crossrank.reranker import Reranker
 
 logger = logging.getLogger("crossrank")
@@ -351,7 +351,7 @@ def rerank_first_stage(
     seconds: list[float] = []
     truncated = 0
     # Truncation is summed in the report: one warning per query would bury the table.
-    quiet = _DropTruncationWarnings()
+    quiet = DropTruncationWarnings()
     logger.addFilter(quiet)
     try:
         for q in query_ids:
@@ -361,11 +361,6 @@ def rerank_first_stage(
     finally:
         logger.removeFilter(quiet)
     return rankings, seconds, truncated
-
-
-class _DropTruncationWarnings(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not hasattr(record, TRUNCATION_RECORD)
 
 
 def _rerank_one(

@@ -8,9 +8,11 @@ as if it were not there. This module makes that visible and, on request, avoids 
   each one is measured: `RankedDocument.truncated` says whether its text was cut, and one
   warning per call (through `logging`) says how many were.
 - `long_documents="chunk"`: a document that does not fit beside the query is split into
-  windows of `max_length - query tokens - special tokens` tokens, consecutive windows sharing
-  `chunk_overlap` tokens. Every window becomes a (query, window) pair; the pairs of all
-  documents go to the scorer together, in one `score` call, so they are batched together.
+  windows of `max_length - query tokens - special tokens` tokens (for a causal-LM reranker,
+  minus its whole prompt: template, instruction and query, `Family.prompt_tokens`),
+  consecutive windows sharing `chunk_overlap` tokens. Every window becomes a (query, window)
+  pair; the pairs of all documents go to the scorer together, in one `score` call, so they
+  are batched together.
   The window scores are pooled into the document's score (`max`, `mean` or `first`), and
   `RankedDocument.best_chunk` is the index of the highest-scoring window. At most
   `max_chunks_per_document` windows are scored; text past them is truncated and counted.
@@ -31,10 +33,12 @@ With a custom scorer and no `tokenizer`, truncation cannot be measured: `truncat
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import logging
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +52,14 @@ Pair = tuple[str, str]
 # that reports truncation itself (crossrank eval) can filter the per-call warnings out.
 TRUNCATION_RECORD = "crossrank_truncated"
 
+
+class DropTruncationWarnings(logging.Filter):
+    """A filter for the `crossrank` logger that drops the per-call truncation warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, TRUNCATION_RECORD)
+
+
 # A tokenizer's `model_max_length` above this is the "no limit declared" sentinel (1e30).
 _NO_DECLARED_LIMIT = 1_000_000
 
@@ -59,9 +71,20 @@ class TokenCounter:
     tokenizer: Any
     max_length: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The model family's count of a pair's tokens that are not the document (its prompt, the
+    # query, special tokens): `Family.prompt_tokens(tokenizer, query)`. None: a plain pair.
+    prompt_tokens: Callable[[Any, str], int] | None = None
 
     def special_tokens(self) -> int:
         return int(self.tokenizer.num_special_tokens_to_add(pair=True))
+
+    def overhead(self, query: str) -> int:
+        """Tokens of a pair with `query` besides the document's: what a window leaves out."""
+        if self.prompt_tokens is not None:
+            with self.lock:
+                return int(self.prompt_tokens(self.tokenizer, query))
+        query_tokens = len(self.encode([query], offsets=False)[0]["ids"])
+        return query_tokens + self.special_tokens()
 
     def encode(self, texts: list[str], offsets: bool) -> list[dict[str, Any]]:
         """Token ids (and character offsets) of each text, without special tokens."""
@@ -143,24 +166,30 @@ def token_counter(config: Any, scorer: Any) -> TokenCounter | None:
 
     `tokenizer` in the config wins (its limit: `max_length`, else the tokenizer's declared
     one); otherwise the built-in model scorer's loaded model supplies both (`max_length` in
-    the config has already set the model's limit). A custom scorer without `tokenizer` has
-    none.
+    the config has already set the model's limit, and the model's family may cap it at its
+    card's length). With the model scorer, the pair's non-document tokens are the family's
+    count either way. A custom scorer without `tokenizer` has none.
     """
-    if config.tokenizer is not None:
-        return _named_counter(config.tokenizer, config.max_length)
     from crossrank.models import ModelScorer
 
-    if isinstance(scorer, ModelScorer):
-        return _model_counter(scorer.model.cross_encoder)
-    return None
+    model = scorer if isinstance(scorer, ModelScorer) else None
+    if config.tokenizer is not None:
+        counter = _named_counter(config.tokenizer, config.max_length)
+    elif model is not None:
+        counter = dataclasses.replace(
+            _model_counter(model.model.cross_encoder), max_length=model.max_length
+        )
+    else:
+        return None
+    if model is None:
+        return counter
+    # The model's family says how long its prompt around the document is: a causal-LM
+    # reranker's template, instruction and query all count against the window.
+    count = functools.partial(model.family.prompt_tokens, instruction=model.instruction)
+    return dataclasses.replace(counter, prompt_tokens=count)
 
 
 # -- windows and pooling ------------------------------------------------------------------------
-
-
-def window_size(query_tokens: int, special_tokens: int, max_length: int) -> int:
-    """Document tokens that fit beside the query in one pair."""
-    return max_length - query_tokens - special_tokens
 
 
 def resolve_overlap(overlap: int | None, window: int) -> int:
@@ -246,8 +275,8 @@ def expand(query: str, texts: list[str], config: Any, counter: TokenCounter | No
             [(query, t) for t in texts], [[i] for i in range(len(texts))], [None] * len(texts), None
         )
     chunk = config.long_documents == "chunk"
-    query_tokens = len(counter.encode([query], offsets=False)[0]["ids"])
-    window = window_size(query_tokens, counter.special_tokens(), counter.max_length)
+    prompt_tokens = counter.overhead(query)
+    window = counter.max_length - prompt_tokens
     encoded = counter.encode(texts, offsets=chunk)
     if not chunk:
         truncated: list[bool | None] = [len(e["ids"]) > window for e in encoded]
@@ -256,7 +285,8 @@ def expand(query: str, texts: list[str], config: Any, counter: TokenCounter | No
         )
     if window < 1:
         raise QueryError(
-            f"the query is {query_tokens} tokens long, which leaves no room for a document "
+            f"the query (with the model's prompt and special tokens) is {prompt_tokens} tokens "
+            "long, which leaves no room for a document "
             f"within max_length={counter.max_length} tokens; shorten the query or raise "
             "max_length to chunk documents"
         )

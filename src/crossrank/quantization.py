@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.errors import CrossrankError
+from crossrank.errors import ConfigError, CrossrankError
 from crossrank.models.quantized import QUANTIZED_IR, QUANTIZED_MARKER
 
 logger = logging.getLogger("crossrank")
@@ -272,7 +272,7 @@ def quantize_model(
 
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CrossrankError(f"--out {str(out)!r} already exists; give a new folder")
+        raise ConfigError(f"--out {str(out)!r} already exists; give a new folder")
     pairs, held = read_calibration(
         calibration, samples=samples, eval_queries=eval_queries, candidates=candidates, seed=seed
     )

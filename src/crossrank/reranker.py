@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from crossrank.config import RerankConfig
+from crossrank.config import RerankConfig, check_top_k, config_from_settings
+from crossrank.credentials import check_stage_key_env
 from crossrank.documents import describe, document_id, document_text, original_score, text_problem
 from crossrank.errors import ConfigError, DocumentError, QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
@@ -54,6 +55,7 @@ class _Prepared:
     ids: list[Any]
     pairs: list[tuple[str, str]]  # what the scorer scores: one per unique text, or per window
     text_slot: list[int | None]  # document i is unique text text_slot[i]; None: unreadable
+    original_scores: list[Any]  # read before scoring: a document that cannot be read fails early
     top_k: int | None
     expansion: Expansion  # unique texts -> pairs (windows when chunking) and back
     unreadable: dict[int, str]  # document index -> its problem (on_unreadable skip / last)
@@ -85,11 +87,11 @@ class Reranker:
         **settings: Any,
     ):
         if config is None:
-            config = RerankConfig(**settings)
+            config = config_from_settings(settings)
         elif settings:
             raise TypeError("pass either a config or keyword settings, not both")
         elif not isinstance(config, RerankConfig):
-            config = RerankConfig.model_validate(config)
+            config = config_from_settings(config)
         self._config = config
         self._api_key = _check_api_key(api_key, config)
         self._scorer: Any = None
@@ -115,8 +117,14 @@ class Reranker:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Reranker:
-        """A reranker from the JSON form of `RerankConfig`."""
-        return cls(RerankConfig.model_validate_json(text))
+        """A reranker from the JSON form of `RerankConfig`.
+
+        JSON is untrusted like a stage: `scorer_api_key_env` must match `CROSSRANK_*API_KEY`
+        (`crossrank.credentials`); name any other variable from Python.
+        """
+        config = RerankConfig.model_validate_json(text)
+        check_stage_key_env(config.scorer_api_key_env, "RerankConfig JSON")
+        return cls(config)
 
     @classmethod
     def from_stage(cls, stage: Any) -> Reranker:
@@ -167,17 +175,19 @@ class Reranker:
         problem = text_problem(query)
         if problem is not None:
             raise QueryError(f"query {problem}")
+        if documents is None:
+            raise TypeError(
+                "documents is None: pass a list of documents to rerank (an empty list gives [])"
+            )
         if isinstance(documents, str | bytes | Mapping):
             raise TypeError(
                 f"documents must be a list of documents, not a single {type(documents).__name__}"
             )
+        if not isinstance(documents, Iterable):
+            kind = type(documents).__name__
+            raise TypeError(f"documents must be a list of documents, not {kind}")
         docs = list(documents)
-        if top_k is _UNSET:
-            top_k = config.top_k
-        elif top_k is not None and (
-            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
-        ):
-            raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")
+        top_k = config.top_k if top_k is _UNSET else check_top_k(top_k)
         if len(docs) > PRACTICAL_MAX_CANDIDATES:
             logger.warning(
                 "reranking %d candidates in one call: past the practical range of a "
@@ -190,6 +200,8 @@ class Reranker:
         slot_of_text: dict[str, int] = {}
         texts: list[str] = []
         unreadable: dict[int, str] = {}
+        previous: list[Any] = []
+        field = config.original_score_field
         for i, doc in enumerate(docs):
             doc_id = document_id(doc, i)
             ids.append(doc_id)
@@ -202,10 +214,12 @@ class Reranker:
                         index=exc.index,
                         document_id=exc.document_id,
                         field=exc.field,
-                    ) from None
+                    ) from exc.__cause__  # what the document's own code raised, if anything
                 unreadable[i] = str(exc)
                 slots.append(None)
+                previous.append(_previous_or_none(doc, field, i, doc_id))
                 continue
+            previous.append(original_score(doc, field, i, doc_id))
             slot = slot_of_text.get(text)
             if slot is None:  # identical texts are scored once
                 slot = slot_of_text[text] = len(texts)
@@ -220,7 +234,7 @@ class Reranker:
             config,
             counter.max_length if counter else None,
         )
-        return _Prepared(docs, ids, expansion.pairs, slots, top_k, expansion, unreadable)
+        return _Prepared(docs, ids, expansion.pairs, slots, previous, top_k, expansion, unreadable)
 
     def _finish(self, prepared: _Prepared, raw_scores: Any) -> list[RankedDocument]:
         if prepared.pairs:
@@ -236,7 +250,6 @@ class Reranker:
             order += [i for i, slot in enumerate(slots) if slot is None]
         if prepared.top_k is not None:
             order = order[: prepared.top_k]
-        field = self._config.original_score_field
         results = []
         for position, i in enumerate(order):
             slot = slots[i]
@@ -245,7 +258,7 @@ class Reranker:
                     document=prepared.documents[i],
                     document_id=prepared.ids[i],
                     score=UNSCORED if slot is None else unique[slot],
-                    original_score=original_score(prepared.documents[i], field),
+                    original_score=prepared.original_scores[i],
                     rerank_position=position,
                     index=i,
                     truncated=None if slot is None else prepared.expansion.truncated[slot],
@@ -333,6 +346,14 @@ def _check_api_key(api_key: str | SecretStr | None, config: RerankConfig) -> Sec
             f"names ({config.scorer_api_key_env}), not both"
         )
     return api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+
+
+def _previous_or_none(doc: Any, field: str, index: int, doc_id: Any) -> Any:
+    """An unreadable document's previous score, or None when that cannot be read either."""
+    try:
+        return original_score(doc, field, index, doc_id)
+    except DocumentError:
+        return None
 
 
 def _report_unreadable(unreadable: dict[int, str], ids: list[Any], total: int, policy: str) -> None:

@@ -30,7 +30,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from crossrank.config import RerankConfig
-from crossrank.documents import _MISSING, lookup
+from crossrank.credentials import check_stage_key_env
+from crossrank.documents import _REFUSED, PATH_RULE, ReadError, absent, lookup, safe_repr
 from crossrank.errors import ConfigError, QueryError
 
 STAGE_TYPE = "sort"
@@ -53,6 +54,11 @@ KNOWN_MODELS = (
     "mixedbread-ai/mxbai-rerank-xsmall-v1",
     "mixedbread-ai/mxbai-rerank-base-v1",
     "mixedbread-ai/mxbai-rerank-large-v1",
+    "mixedbread-ai/mxbai-rerank-base-v2",
+    "mixedbread-ai/mxbai-rerank-large-v2",
+    "Qwen/Qwen3-Reranker-0.6B",
+    "Qwen/Qwen3-Reranker-4B",
+    "Qwen/Qwen3-Reranker-8B",
 )
 
 # Short names that are not just a known id without its organisation (those resolve anyway).
@@ -135,18 +141,32 @@ def resolve_query(template: str | None, inputs: Mapping[str, Any] | None) -> str
 
     def fill(match: re.Match[str]) -> str:
         name = _INPUT.match(match.group(1)).group(1)  # type: ignore[union-attr]
-        value = lookup(inputs, name)
-        if value is _MISSING:
+        try:
+            value = lookup(inputs, name)
+        except ReadError as exc:
+            raise QueryError(
+                f"query template {template!r}: reading input {name!r} raised "
+                f"{type(exc.__cause__).__name__}"
+            ) from exc.__cause__
+        if absent(value):
+            given = ", ".join(safe_repr(k, 40) for k in list(inputs)[:20]) or "none"
+            hint = f" ({PATH_RULE})" if value is _REFUSED else ""
             raise QueryError(
                 f"query template {template!r} needs input {name!r}, which the inputs do not "
-                f"have (inputs given: {', '.join(repr(k) for k in inputs) or 'none'})"
+                f"have{hint} (inputs given: {given})"
             )
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise QueryError(
                 f"input {name!r} for query template {template!r} is "
                 f"{type(value).__name__}; it must be a string (or a number)"
             )
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # an int past Python's 4300-digit conversion limit
+            raise QueryError(
+                f"input {name!r} for query template {template!r} is an int too long to write "
+                f"as text ({safe_repr(value)})"
+            ) from None
 
     return _PLACEHOLDER.sub(fill, template)
 
@@ -177,20 +197,33 @@ class StageSpec:
 
 
 def _load(source: Any) -> Any:
+    """The parsed stage; every way it can be malformed (bytes or a file that are not UTF-8,
+    JSON that is invalid, nested past what the parser can follow, or holds a number too long
+    to read) is a `ConfigError`."""
     if isinstance(source, Mapping):
         return source
-    if isinstance(source, bytes):
-        source = source.decode("utf-8")
+    if isinstance(source, bytes | bytearray):
+        try:
+            source = bytes(source).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"stage config: the bytes are not UTF-8 (byte {exc.start}); a stage is JSON text"
+            ) from None
     if isinstance(source, str) and source.lstrip().startswith("{"):
         where, text = "stage config", source
     elif isinstance(source, str | os.PathLike):
-        where = str(source)
+        where = safe_repr(str(source), 200)
         try:
             text = Path(source).read_text(encoding="utf-8")
-        except OSError as exc:
+        except UnicodeDecodeError as exc:
             raise ConfigError(
-                f"stage config {where!r} cannot be read ({exc.strerror or exc}); pass a dict, "
-                "JSON text, or the path of a JSON file"
+                f"stage config {where} is not UTF-8 text (byte {exc.start}); a stage is JSON"
+            ) from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            raise ConfigError(
+                f"stage config {where} cannot be read "
+                f"({getattr(exc, 'strerror', None) or exc}); pass a dict, JSON text, or the "
+                "path of a JSON file"
             ) from exc
     else:
         raise ConfigError(
@@ -201,13 +234,17 @@ def _load(source: Any) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ConfigError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # a number past Python's 4300-digit limit
+        raise ConfigError(f"{where}: not valid JSON ({safe_repr(str(exc), 200)})") from None
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     unknown = [k for k in obj if k not in allowed]
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; "
+            f"{where}: unknown key(s) {', '.join(safe_repr(k) for k in unknown)}; "
             f"known: {', '.join(allowed)}"
         )
 
@@ -239,7 +276,7 @@ def parse_stage(source: Any) -> tuple[RerankConfig, StageSpec]:
             f"stage_type {STAGE_TYPE!r}"
         )
     stage_id = inner.get("stage_id", envelope.get("stage_id", envelope.get("stage_name")))
-    where = f"stage {stage_id!r}" if stage_id is not None else "stage"
+    where = f"stage {safe_repr(stage_id)}" if stage_id is not None else "stage"
     if not isinstance(parameters, Mapping):
         raise ConfigError(f'{where}: "parameters" must be an object of rerank settings')
 
@@ -247,7 +284,7 @@ def parse_stage(source: Any) -> tuple[RerankConfig, StageSpec]:
     unknown = [k for k in parameters if k not in known]
     if unknown:
         raise ConfigError(
-            f"{where}: unknown parameter(s) {', '.join(repr(k) for k in unknown)}; "
+            f"{where}: unknown parameter(s) {', '.join(safe_repr(k) for k in unknown)}; "
             f"known parameters: {', '.join(known)}"
         )
     settings: dict[str, Any] = {}
@@ -257,7 +294,8 @@ def parse_stage(source: Any) -> tuple[RerankConfig, StageSpec]:
         if target in settings and settings[target] != value:
             raise ConfigError(
                 f"{where}: parameters {names[target]!r} and {name!r} mean the same setting "
-                f"but disagree ({settings[target]!r} vs {value!r}); give one of them"
+                f"but disagree ({safe_repr(settings[target])} vs {safe_repr(value)}); give "
+                "one of them"
             )
         settings[target] = value
         names.setdefault(target, name)
@@ -267,6 +305,8 @@ def parse_stage(source: Any) -> tuple[RerankConfig, StageSpec]:
         settings["model"] = resolve_model_name(spelling)
     if isinstance(settings.get("query"), str):
         template_fields(settings["query"])  # a malformed template fails now, not per call
+    # A stage from JSON is untrusted: it may not pick which secret goes to its scorer.
+    check_stage_key_env(settings.get("scorer_api_key_env"), where)
     try:
         config = RerankConfig(**settings)
     except ValidationError as exc:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ class LoadedModel:
     hf_model: Any  # the transformers model inside (sequence classification or causal LM)
     tokenizer: Any
     max_length: int  # tokens per pair the model reads (max_length setting, or its own limit)
+    max_length_set: bool = False  # the limit is the max_length setting, not the model's own
 
     @property
     def config(self) -> Any:
@@ -124,14 +127,19 @@ def _hub_unreachable(name: str) -> str | None:
     return None
 
 
-def _load_error(name: str, reason: str) -> ModelLoadError:
+def _load_error(name: str, reason: str, *, hub_asked: bool) -> ModelLoadError:
     from huggingface_hub import constants
 
     local = Path(name).expanduser()
+    looked = (
+        f"Looked in: the local folder {str(local.resolve())!r} (not found), the Hugging Face "
+        f"cache {constants.HF_HUB_CACHE!r}"
+    )
+    # Say what was really tried: offline or unreachable, the hub was never asked.
+    looked += ", and the hub." if hub_asked else " (not there); the hub was not asked."
     return ModelLoadError(
         f"could not load cross-encoder {name!r}: {reason}.\n"
-        f"Looked in: the local folder {str(local.resolve())!r} (not found), the Hugging Face "
-        f"cache {constants.HF_HUB_CACHE!r}, and the hub.\n"
+        f"{looked}\n"
         f"To use a model offline, download it where the hub is reachable "
         f"(`hf download {name} --local-dir ./my-reranker`), copy the folder here and pass its "
         "path: Reranker(model='./my-reranker') or CROSSRANK_MODEL=./my-reranker."
@@ -231,10 +239,75 @@ def _cached_snapshot(name: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
+def _check_device(device: str) -> None:
+    """Refuse a device this torch cannot use, before the loader blames the model for it."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            why = f"the installed torch {torch.__version__} is a CPU-only build"
+        else:
+            why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU"
+        raise ModelLoadError(
+            f"device={device!r}, but CUDA is not available: {why}. For a GPU, install a CUDA "
+            "build of torch from PyTorch's index (e.g. `pip install torch --index-url "
+            "https://download.pytorch.org/whl/cu128`; pick the CUDA version your driver "
+            "supports on https://pytorch.org/get-started/locally/), or use device='auto' "
+            "(cuda when available, else mps, else cpu) or device='cpu'."
+        )
+    if device.startswith("cuda:"):
+        index, count = int(device.split(":", 1)[1]), torch.cuda.device_count()
+        if index >= count:
+            raise ModelLoadError(
+                f"device={device!r}, but this machine has {count} CUDA device(s) "
+                f"(cuda:0 to cuda:{count - 1}); pick one of them or device='cuda'."
+            )
+    mps = getattr(torch.backends, "mps", None)
+    if device == "mps" and not (mps is not None and mps.is_available()):
+        raise ModelLoadError(
+            "device='mps', but Apple's Metal backend (MPS) is not available to this torch "
+            "(it needs an Apple-silicon Mac and a torch built with MPS); use device='auto' "
+            "or device='cpu'."
+        )
+
+
+# Loading a model from disk: transformers draws a "Loading weights" bar on every load, which
+# crossrank keeps quiet unless the crossrank logger is at INFO or below (the user asked to see
+# what it does). transformers has one process-wide switch, so concurrent quiet loads share it:
+# the first one turns the bars off, the last one restores what it found.
+_quiet_lock = threading.Lock()
+_quiet_loads = 0
+_bars_were_on = False
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    global _quiet_loads, _bars_were_on
+    if logger.isEnabledFor(logging.INFO):
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    with _quiet_lock:
+        if _quiet_loads == 0:
+            _bars_were_on = hf_logging.is_progress_bar_enabled()
+            if _bars_were_on:
+                hf_logging.disable_progress_bar()
+        _quiet_loads += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_loads -= 1
+            if _quiet_loads == 0 and _bars_were_on:
+                hf_logging.enable_progress_bar()
+
+
 def _construct(key: ModelKey) -> Any:
     """Build the `CrossEncoder`, turning every way loading fails into a `ModelLoadError`."""
     from sentence_transformers import CrossEncoder
 
+    _check_device(key.device)
     folder = Path(key.name).expanduser()
     is_folder = folder.is_dir()
     if not is_folder and not _is_hub_id(key.name):
@@ -257,7 +330,8 @@ def _construct(key: ModelKey) -> Any:
         where = repr(str(folder.resolve()))
         _check_folder(folder, key)
         try:
-            model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
+            with _quiet_loading():
+                model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
         except Exception as exc:  # a folder that is not a usable model
             raise ModelLoadError(
                 f"could not load cross-encoder from folder {where}: "
@@ -268,7 +342,8 @@ def _construct(key: ModelKey) -> Any:
         _check_loaded(model, key, f"folder {where}")
         return model
     try:  # a hub id already in the local cache loads without the network
-        model = CrossEncoder(key.name, local_files_only=True, **kwargs)
+        with _quiet_loading():
+            model = CrossEncoder(key.name, local_files_only=True, **kwargs)
     except Exception as cached_exc:
         reason = _hub_unreachable(key.name)
         if reason is not None:
@@ -280,12 +355,14 @@ def _construct(key: ModelKey) -> Any:
                     f"({str(snapshot)!r}): {type(cached_exc).__name__}: {cached_exc}."
                     f"{_remote_code_hint(cached_exc)}{_pickle_hint(cached_exc, key)}"
                 ) from cached_exc
-            raise _load_error(key.name, reason) from cached_exc
+            raise _load_error(key.name, reason, hub_asked=False) from cached_exc
         try:
             model = CrossEncoder(key.name, **kwargs)
         except Exception as exc:
             hints = f"{_remote_code_hint(exc)}{_pickle_hint(exc, key)}"
-            raise _load_error(key.name, f"{type(exc).__name__}: {exc}{hints}") from exc
+            raise _load_error(
+                key.name, f"{type(exc).__name__}: {exc}{hints}", hub_asked=True
+            ) from exc
     _check_loaded(model, key, repr(key.name))
     return model
 
@@ -309,6 +386,7 @@ def load_model(key: ModelKey) -> LoadedModel:
                 hf_model=hf_model_of(model),
                 tokenizer=model.tokenizer,
                 max_length=_declared_max_length(model),
+                max_length_set=key.max_length is not None,
             )
             with _registry_lock:
                 _models[key] = loaded

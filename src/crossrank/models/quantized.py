@@ -61,7 +61,9 @@ def quantized_model(name: str) -> QuantizedModel | None:
 
 
 INT8_REFUSAL = (
-    "quantize='int8' on OpenVINO needs a calibrated model: run `crossrank quantize --model M "
+    "quantize='int8' needs a calibrated int8 model: run `crossrank quantize --model M "
     "--calibration DATA --out FOLDER` (DATA: query/document pairs as JSON Lines, or a BEIR "
-    "folder) and pass model=FOLDER; for uncalibrated dynamic int8 use backend='onnx'"
+    "folder) and pass model=FOLDER (it runs on OpenVINO, backend 'auto' or 'openvino'). "
+    "Uncalibrated int8 (ONNX dynamic) is no longer offered: it ranked worse and ran slower "
+    "than OpenVINO bf16 and calibrated int8 (see README, Runtimes)"
 )

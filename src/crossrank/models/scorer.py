@@ -28,7 +28,12 @@ import numpy as np
 from crossrank.models import loading
 from crossrank.models.batching import Encoded, default_token_budget, run_batches
 from crossrank.models.cache import CacheInfo, ScoreCache, text_key
-from crossrank.models.families import Family, resolve_family
+from crossrank.models.families import (
+    Family,
+    check_instruction,
+    check_supported,
+    resolve_family,
+)
 from crossrank.models.loading import LoadedModel, ModelKey, resolve_device, resolve_dtype
 from crossrank.models.microbatch import MicroBatcher
 from crossrank.models.quantized import is_quantized_folder
@@ -88,8 +93,7 @@ class ModelScorer:
     Scores equal `sentence_transformers.CrossEncoder.predict` on the same pairs (float32,
     default settings) whatever the batch order, on the default `backend="auto"` (OpenVINO on
     CPU once it passes its self-check, else torch); the faster modes (`dtype="bfloat16"`, a
-    `crossrank quantize` int8 folder, ONNX `quantize="int8"`) trade a little fidelity for
-    speed (see README).
+    `crossrank quantize` int8 folder) trade a little fidelity for speed (see README).
     """
 
     def __init__(
@@ -155,12 +159,15 @@ class ModelScorer:
     @property
     def model(self) -> LoadedModel:
         """The loaded model (its tokenizer, transformers model and token limit)."""
+        check_supported(self.key.name)
         return loading.load_model(self.key)
 
     @property
     def family(self) -> Family:
         """The model's family: the `model_family` setting, or detected from the model."""
-        return resolve_family(self.model_family, self.model)
+        family = resolve_family(self.model_family, self.model, self.key.name)
+        check_instruction(family, self.instruction)
+        return family
 
     def cache_info(self) -> CacheInfo | None:
         """Hits, misses and size of the score cache, or None when it is off."""
@@ -168,7 +175,8 @@ class ModelScorer:
 
     @property
     def max_length(self) -> int:
-        return self.model.max_length
+        """Tokens per pair, prompt included (the setting, else the model's and its card's)."""
+        return self.family.max_length(self.model)
 
     @property
     def runner(self) -> Callable[[dict[str, Any]], Any]:
@@ -178,7 +186,10 @@ class ModelScorer:
         if runner is not None:
             return runner
         loaded = self.model
-        with _lock_for(_forward_locks, loaded):  # one export / set-up at a time per model
+        # One export / set-up at a time per model; the tokenizer lock too, because building
+        # a scoring module reads the tokenizer (answer token ids, input names) and a fast
+        # tokenizer must not run on two threads at once.
+        with _lock_for(_forward_locks, loaded), _lock_for(_tokenizer_locks, loaded):
             runner = _runners.get(key)
             if runner is None:
                 _set_num_threads(self.num_threads)
@@ -190,7 +201,8 @@ class ModelScorer:
                     dtype=self.compute_dtype,
                     quantize=self.quantize,
                     num_threads=self.num_threads,
-                    encode=self.encode,
+                    # the tokenizer lock is held here already
+                    encode=lambda pairs: self.family.encode(loaded, pairs, self.instruction),
                 )
                 with _shared_lock:
                     _runners[key] = runner

@@ -56,7 +56,7 @@ def check_scores(raw: Any, expected: int, source: str) -> list[float]:
         if isinstance(value, list) and len(value) == 1:
             value = value[0]  # an (n, 1) array of logits
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ScorerError(f"{source} returned a non-numeric score for pair {i}: {value!r}")
+            raise ScorerError(f"{source} returned a non-numeric score for pair {i}: {value!r:.200}")
         try:
             number = float(value)
         except OverflowError:  # an int too large for a float (e.g. 10**400)

@@ -18,6 +18,7 @@ import re
 import threading
 from typing import Any
 
+from crossrank.credentials import check_url_credentials
 from crossrank.scorers.cohere import CohereScorer
 from crossrank.scorers.http import DEFAULT_API_KEY_ENV, HttpScorer
 from crossrank.scorers.tei import TeiScorer
@@ -74,6 +75,7 @@ def parse_endpoint(value: str) -> tuple[str, str] | None:
     match = _URL.match(value)
     if match is None:
         return None
+    check_url_credentials(match.group("url"))  # refused before the URL is stored anywhere
     protocol = match.group("protocol") or "pairs"
     if protocol not in PROTOCOLS:
         raise ValueError(

@@ -77,7 +77,7 @@ class TeiScorer(QueryTextsScorer):
             raise ScorerResponseError(
                 f"{self.name} refused a request of {refusal.size} texts as too large "
                 f"(limit {refusal.limit}), and a smaller request is not possible: "
-                f"{refusal.text[:200]!r}"
+                f"{self.redactor.excerpt(refusal.text)!r}"
             )
         self.max_pairs_per_request = min(self.max_pairs_per_request, limit)
 

@@ -292,5 +292,12 @@ def test_engine_settings_reach_the_engine(keyword_scorer):
     # chunking with a custom scorer needs a tokenizer: the engine's own check must fire.
     with pytest.raises(ValueError, match="tokenizer"):
         CrossRankReranker(scorer=keyword_scorer, long_documents="chunk")
-    with pytest.raises(ValueError, match="backend='onnx'"):
+    with pytest.raises(ValueError, match="crossrank quantize"):
         CrossRankReranker(model="some/model", quantize="int8")
+
+
+def test_a_scorer_url_with_credentials_is_refused_without_showing_them():
+    """pydantic shows a model's input in its errors; this one holds a password."""
+    with pytest.raises(ValueError, match="credentials") as info:
+        CrossRankReranker(scorer="http://alice:pw-9Zq2Lk4@127.0.0.1:9/score")
+    assert "pw-9Zq2Lk4" not in str(info.value) and "alice" not in str(info.value)

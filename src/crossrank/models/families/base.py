@@ -33,11 +33,29 @@ class Family(ABC):
     takes_instruction: ClassVar[bool] = False
     """Whether the family's prompt has a task instruction (the `instruction` setting)."""
 
+    default_max_length: ClassVar[int | None] = None
+    """The pair length the model card scores at, used when `max_length` is not set (a causal
+    LM declares tens of thousands of positions; its card reranks at far fewer)."""
+
+    def max_length(self, loaded: LoadedModel) -> int:
+        """Tokens per pair, everything included: the setting, else the model's and the card's."""
+        if loaded.max_length_set or self.default_max_length is None:
+            return loaded.max_length
+        return min(loaded.max_length, self.default_max_length)
+
+    @abstractmethod
+    def prompt_tokens(self, tokenizer: Any, query: str, instruction: str | None) -> int:
+        """Tokens of a pair that are not the document: prompt, suffix, query, special tokens.
+
+        Long-document windows are `max_length` minus this; it may count one token too many
+        (where the document's first token merges with the prompt's last), never too few.
+        """
+
     @abstractmethod
     def encode(
         self, loaded: LoadedModel, pairs: Sequence[Pair], instruction: str | None
     ) -> list[Encoded]:
-        """Token ids for each pair, at most `loaded.max_length` long; only documents are cut."""
+        """Token ids for each pair, at most `max_length(loaded)` long; only documents are cut."""
 
     @abstractmethod
     def input_names(self, loaded: LoadedModel) -> list[str]:

@@ -77,7 +77,12 @@ class SequenceClassification(Family):
     def encode(
         self, loaded: LoadedModel, pairs: Sequence[Pair], instruction: str | None
     ) -> list[Encoded]:
-        return encode_pairs(loaded.tokenizer, pairs, loaded.max_length)
+        return encode_pairs(loaded.tokenizer, pairs, self.max_length(loaded))
+
+    def prompt_tokens(self, tokenizer: Any, query: str, instruction: str | None) -> int:
+        """The query's tokens and the pair's special tokens (`[CLS] q [SEP] ... [SEP]`)."""
+        query_ids = tokenizer(query, add_special_tokens=False, truncation=False, verbose=False)
+        return len(query_ids["input_ids"]) + int(tokenizer.num_special_tokens_to_add(pair=True))
 
     def input_names(self, loaded: LoadedModel) -> list[str]:
         """The inputs the model's forward takes that the tokenizer produces for a pair."""

@@ -63,16 +63,21 @@ def make_runner(
         return OpenVinoRunner(
             quantized.ir, quantized.input_names, dtype=dtype, num_threads=num_threads
         )
-    if quantize == "int8" and backend != "onnx":
+    if quantize == "int8":  # only a `crossrank quantize` folder is int8
         raise ModelLoadError(INT8_REFUSAL)
     if backend == "onnx":
         from crossrank.models.runtimes.onnx import OnnxRunner
 
-        return OnnxRunner(family, loaded, key, quantize=quantize, num_threads=num_threads)
+        return OnnxRunner(family, loaded, key, num_threads=num_threads)
     if backend == "openvino":
-        from crossrank.models.runtimes.openvino import openvino_runner
+        from crossrank.models.runtimes.auto import SelfCheckFailed, checked_openvino_runner
 
-        return openvino_runner(family, loaded, key, dtype=dtype, num_threads=num_threads)
+        try:
+            return checked_openvino_runner(
+                family, loaded, key, dtype=dtype, num_threads=num_threads, encode=encode
+            )
+        except SelfCheckFailed as failed:
+            raise ModelLoadError(f"{key.name!r}: {failed}; use backend='torch'") from None
     if backend == "auto":
         from crossrank.models.runtimes.auto import auto_runner
 

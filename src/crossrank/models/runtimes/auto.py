@@ -5,7 +5,10 @@ fixed pairs (short and long, so padding is exercised) are scored by torch and by
 converted model in float32, and every raw output must agree within `SELF_CHECK_ATOL`.
 Passing the raw outputs (logits) within 1e-4 keeps the scores within 1e-4 under any
 activation (a sigmoid only shrinks differences). Otherwise, and on a GPU, it is torch; a
-fallback says why in one logged warning.
+fallback says why in one logged warning. `backend="openvino"` runs the same check and
+refuses the model (a `ModelLoadError`) where `auto` would fall back: a converted graph that
+does not reproduce torch is never served (a traced SDPA kernel, for one, gave NaN for a
+causal LM's left padding until `export.eager_attention`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,40 @@ def self_check(
     return float(np.max(np.abs(got - reference)))
 
 
+class SelfCheckFailed(Exception):
+    """The converted model does not reproduce torch on the self-check pairs; says by how much."""
+
+
+def checked_openvino_runner(
+    family: Family,
+    loaded: LoadedModel,
+    key: ModelKey,
+    *,
+    dtype: str,
+    num_threads: int | None,
+    encode: Callable[[Sequence[Pair]], list[Encoded]],
+) -> Any:
+    """The OpenVINO runner for `dtype`, once its float32 model has passed the self-check.
+
+    Raises `SelfCheckFailed`, or the conversion's own `ModelLoadError`.
+    """
+    from crossrank.models.runtimes.openvino import forget_compiled, openvino_runner
+
+    exact = openvino_runner(family, loaded, key, dtype="float32", num_threads=num_threads)
+    diff = self_check(family, loaded, exact, encode)
+    if not diff <= SELF_CHECK_ATOL:
+        forget_compiled(exact)
+        shown = "not finite" if diff == float("inf") else f"max abs diff {diff:.2e}"
+        raise SelfCheckFailed(
+            f"OpenVINO failed the fidelity self-check on the {family.name} model ({shown} > "
+            f"{SELF_CHECK_ATOL:.0e} against torch float32)"
+        )
+    if dtype == "float32":
+        return exact
+    forget_compiled(exact)  # compiled only for the check: bf16 compiles the same IR again
+    return openvino_runner(family, loaded, key, dtype=dtype, num_threads=num_threads)
+
+
 def auto_runner(
     family: Family,
     loaded: LoadedModel,
@@ -82,21 +119,21 @@ def auto_runner(
         import openvino  # noqa: F401
     except ImportError:
         return torch_runner("OpenVINO is not installed (pip install openvino)")
-    from crossrank.models.runtimes.openvino import openvino_runner
-
     try:
-        exact = openvino_runner(family, loaded, key, dtype="float32", num_threads=num_threads)
-        diff = self_check(family, loaded, exact, encode)
+        return checked_openvino_runner(
+            family, loaded, key, dtype=dtype, num_threads=num_threads, encode=encode
+        )
+    except SelfCheckFailed as failed:
+        return torch_runner(str(failed))
     except Exception as exc:  # conversion or compilation failed: torch still works
         return torch_runner(f"OpenVINO could not run this model ({type(exc).__name__}: {exc})")
-    if not diff <= SELF_CHECK_ATOL:
-        return torch_runner(
-            f"OpenVINO failed the fidelity self-check (max abs diff {diff:.2e} > "
-            f"{SELF_CHECK_ATOL:.0e} against torch float32)"
-        )
-    if dtype == "float32":
-        return exact
-    return openvino_runner(family, loaded, key, dtype=dtype, num_threads=num_threads)
 
 
-__all__ = ["SELF_CHECK_ATOL", "SELF_CHECK_PAIRS", "auto_runner", "self_check"]
+__all__ = [
+    "SELF_CHECK_ATOL",
+    "SELF_CHECK_PAIRS",
+    "SelfCheckFailed",
+    "auto_runner",
+    "checked_openvino_runner",
+    "self_check",
+]

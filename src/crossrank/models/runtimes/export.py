@@ -3,10 +3,12 @@
 Both runtimes turn a family's scoring module into a file once and keep it on disk, so the
 two cannot drift apart in how they trace, what their key covers or how they write:
 
-- `example_batch`: the example inputs both tracers see (dynamic batch and sequence axes);
-- `export_key`: a hash of the model (its folder and the size and mtime of its files, or its
-  hub id), the family, the runtime's settings and the library versions: a changed model, a
-  new recipe or another torch gives another folder, never a stale file;
+- `example_batch` and `eager_attention`: the example inputs and the attention both tracers
+  see (dynamic batch and sequence axes);
+- `export_key`: a hash of the model (`model_fingerprint`: its files' bytes, or the size and
+  mtime of large ones, or its hub id), the family, the runtime's settings and the library
+  versions: a changed model, a new recipe or another torch gives another folder, never a
+  stale file;
 - `cached_export`: the folder for a key, built on first use in a temporary folder beside it
   and renamed into place only when complete (a rename is atomic), under a file lock, so two
   processes converting at once convert once and neither ever reads a half-written file.
@@ -49,19 +51,39 @@ def cache_root(runtime: str) -> Path:
     return base / runtime
 
 
+_HASHED_FILE_LIMIT = 16 * 1024 * 1024  # files up to 16 MiB are keyed by their bytes
+
+
 def model_fingerprint(name: str) -> dict[str, Any]:
-    """What identifies a model's weights: a folder's files (size, mtime), or a hub id."""
+    """What identifies a model's files: their bytes where small, else size, mtime and place.
+
+    A folder of small files (a tokenizer, a config, a test model's weights) is keyed by its
+    contents alone, so two copies share one export. A large weights file is not read on
+    every load: its size and mtime key it, with the folder's path, so that two fine-tunes of
+    one architecture (same sizes) saved in the same second still get their own export.
+    """
     folder = Path(name).expanduser()
-    if folder.is_dir():
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        return {
-            "folder": str(folder.resolve()),
-            "files": [
-                [str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)]
-                for p in files
-            ],
-        }
-    return {"hub_id": name}
+    if not folder.is_dir():
+        from crossrank.models.loading import _cached_snapshot
+
+        snapshot = _cached_snapshot(name)  # its path names the revision
+        if snapshot is None:
+            return {"hub_id": name}
+        return {"hub_id": name, **model_fingerprint(str(snapshot))}
+    entries: list[list[Any]] = []
+    large = False
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        if stat.st_size <= _HASHED_FILE_LIMIT:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            entries.append([str(path.relative_to(folder)), stat.st_size, digest])
+        else:
+            large = True
+            entries.append([str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns])
+    fingerprint: dict[str, Any] = {"files": entries}
+    if large:
+        fingerprint["folder"] = str(folder.resolve())
+    return fingerprint
 
 
 def export_key(name: str, family: str, settings: dict[str, Any], versions: dict[str, str]) -> str:
@@ -89,6 +111,26 @@ def example_batch(input_names: list[str]) -> tuple[Any, ...]:
         (torch.zeros if name == "token_type_ids" else torch.ones)((2, 8), dtype=torch.long)
         for name in input_names
     )
+
+
+@contextmanager
+def eager_attention(hf_model: Any) -> Iterator[None]:
+    """Trace with the model's eager attention (plain matmul / softmax ops), then restore it.
+
+    Both converters see the same graph. ONNX Runtime's optimizer fuses eager attention; and
+    a traced SDPA kernel gives NaN in OpenVINO for query rows that see no key at all (a
+    causal LM's left padding), where eager attention's finite mask value gives torch's
+    result. Measured on the MiniLM fixture: the same OpenVINO speed and the same outputs.
+    """
+    previous = getattr(hf_model.config, "_attn_implementation", None)
+    switch = previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation")
+    if switch:
+        hf_model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            hf_model.set_attn_implementation(previous)
 
 
 def is_complete(folder: Path) -> bool:
@@ -144,6 +186,7 @@ __all__ = [
     "EXPORT_CACHE_ENV",
     "cache_root",
     "cached_export",
+    "eager_attention",
     "example_batch",
     "export_key",
     "is_complete",

@@ -2,8 +2,7 @@
 
 A family's scoring module is exported once with `torch.onnx.export` (dynamic batch and
 sequence axes), fused with ONNX Runtime's transformer optimizer when it knows the
-architecture, optionally quantized to dynamic int8 (`quantize="int8"`: int8 weights,
-activations quantized on the fly), and cached on disk through the export path it shares
+architecture, and cached on disk through the export path it shares
 with OpenVINO (`export.py`: the folder is ``$CROSSRANK_ONNX_CACHE``, else
 ``$CROSSRANK_EXPORT_CACHE/onnx``, default ``~/.cache/crossrank/onnx``, keyed by a hash of the
 model, family, settings and library versions, written atomically). Later processes load the
@@ -20,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossrank.errors import ModelLoadError
-from crossrank.models.runtimes.export import cache_root, cached_export, example_batch, export_key
+from crossrank.models.runtimes.export import (
+    cache_root,
+    cached_export,
+    eager_attention,
+    example_batch,
+    export_key,
+)
 
 if TYPE_CHECKING:
     from crossrank.models.families.base import Family
@@ -37,11 +42,10 @@ def onnx_cache_root() -> Path:
     return cache_root("onnx")
 
 
-def onnx_export_key(name: str, family: str, quantize: str, trust_remote_code: bool) -> str:
+def onnx_export_key(name: str, family: str, trust_remote_code: bool) -> str:
     import onnxruntime
 
     settings = {
-        "quantize": quantize,
         "trust_remote_code": trust_remote_code,
         "opset": OPSET,
         "format": _FORMAT,
@@ -65,27 +69,19 @@ def _export(module: Any, hf_model: Any, input_names: list[str], path: Path) -> N
     import torch
 
     example = example_batch(input_names)
-    previous = getattr(hf_model.config, "_attn_implementation", None)
-    try:
-        # The eager attention traces into plain ONNX ops that ORT's optimizer knows how to fuse.
-        if previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation"):
-            hf_model.set_attn_implementation("eager")
-        with torch.no_grad():
-            torch.onnx.export(
-                module,
-                example,
-                str(path),
-                input_names=input_names,
-                output_names=["logits"],
-                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in input_names}
-                | {"logits": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-    finally:
-        if previous not in (None, "eager") and hasattr(hf_model, "set_attn_implementation"):
-            hf_model.set_attn_implementation(previous)
+    with eager_attention(hf_model), torch.no_grad():
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            input_names=input_names,
+            output_names=["logits"],
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in input_names}
+            | {"logits": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
 
 
 def _fuse(path: Path, out: Path, config: Any) -> bool:
@@ -111,13 +107,10 @@ def _fuse(path: Path, out: Path, config: Any) -> bool:
         return False
 
 
-def build_onnx(
-    family: Family, loaded: LoadedModel, key: ModelKey, quantize: str, input_names: list[str]
-) -> Path:
+def build_onnx(family: Family, loaded: LoadedModel, key: ModelKey, input_names: list[str]) -> Path:
     """The cached ONNX file for this model and settings, exported on first use."""
     _require_onnxruntime()
-    key_hash = onnx_export_key(key.name, family.name, quantize, key.trust_remote_code)
-    filename = "model.int8.onnx" if quantize == "int8" else "model.onnx"
+    key_hash = onnx_export_key(key.name, family.name, key.trust_remote_code)
 
     def build(work: Path) -> None:
         hf_model = loaded.hf_model
@@ -128,22 +121,9 @@ def build_onnx(
         if not _fuse(raw, fp32, hf_model.config):
             shutil.copyfile(raw, fp32)
         raw.unlink()
-        if quantize == "int8":
-            from onnx import TensorProto
-            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            quantize_dynamic(
-                str(fp32),
-                str(work / "model.int8.onnx"),
-                weight_type=QuantType.QInt8,
-                per_channel=True,  # better rank agreement than per-tensor scales
-                # fused nodes (com.microsoft domain) have no inferred output type
-                extra_options={"DefaultTensorType": TensorProto.FLOAT},
-            )
-            fp32.unlink()
-
-    marker = {"model": key.name, "family": family.name, "quantize": quantize, "opset": OPSET}
-    return cached_export("onnx", key_hash, build, marker) / filename
+    marker = {"model": key.name, "family": family.name, "opset": OPSET}
+    return cached_export("onnx", key_hash, build, marker) / "model.onnx"
 
 
 class OnnxRunner:
@@ -155,12 +135,11 @@ class OnnxRunner:
         loaded: LoadedModel,
         key: ModelKey,
         *,
-        quantize: str,
         num_threads: int | None,
     ) -> None:
         ort = _require_onnxruntime()
         self.input_names = family.input_names(loaded)
-        self.path = build_onnx(family, loaded, key, quantize, self.input_names)
+        self.path = build_onnx(family, loaded, key, self.input_names)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads is not None:

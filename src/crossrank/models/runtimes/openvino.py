@@ -1,9 +1,10 @@
 """The OpenVINO runtime (`backend="openvino"`, and what `backend="auto"` picks on CPU).
 
 A family's scoring module is converted once with `openvino.convert_model` (traced from the
-loaded torch model with the example batch the ONNX export uses, dynamic batch and sequence
-axes) and saved as IR (`openvino_model.xml` / `.bin`, float32 weights) through the export
-path shared with ONNX (`export.py`: hash-keyed folder, atomic, safe across processes).
+loaded torch model with the example batch and the eager attention the ONNX export uses,
+dynamic batch and sequence axes) and saved as IR (`openvino_model.xml` / `.bin`, float32
+weights) through the export path shared with ONNX (`export.py`: hash-keyed folder, atomic,
+safe across processes).
 The precision is chosen when compiling, not when converting: `dtype="bfloat16"` sets
 `INFERENCE_PRECISION_HINT=bf16` on the same IR, `float32` keeps every op in f32.
 
@@ -29,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossrank.errors import ModelLoadError
-from crossrank.models.runtimes.export import cache_root, cached_export, example_batch, export_key
+from crossrank.models.runtimes.export import (
+    cache_root,
+    cached_export,
+    eager_attention,
+    example_batch,
+    export_key,
+)
 
 if TYPE_CHECKING:
     from crossrank.models.families.base import Family
@@ -38,7 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("crossrank")
 
 IR_FILE = "openvino_model.xml"
-_FORMAT = 1  # bump when the conversion recipe changes, so old cached IR is not reused
+_FORMAT = 2  # bump when the conversion recipe changes, so old cached IR is not reused
 PRECISION = {"float32": "f32", "bfloat16": "bf16"}
 
 _core: Any = None
@@ -76,14 +83,14 @@ def ir_export_key(name: str, family: str, trust_remote_code: bool) -> str:
     return export_key(name, family, settings, {"openvino": openvino.__version__})
 
 
-def convert(module: Any, input_names: list[str]) -> Any:
+def convert(module: Any, hf_model: Any, input_names: list[str]) -> Any:
     """`openvino.convert_model` of a scoring module, its inputs named, its output `logits`."""
     import torch
 
     openvino = require_openvino()
     # Tracing warns about every Python branch on a shape; the graph is still dynamic in both
     # axes (the fidelity tests and `auto`'s self-check run other shapes than the example's).
-    with torch.no_grad(), warnings.catch_warnings():
+    with eager_attention(hf_model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = openvino.convert_model(module, example_input=example_batch(input_names))
     for port, name in zip(model.inputs, input_names, strict=True):
@@ -101,7 +108,7 @@ def build_ir(family: Family, loaded: LoadedModel, key: ModelKey, input_names: li
         where = cache_root("openvino")
         logger.info("converting %s to OpenVINO (once; cached in %s)", key.name, where)
         try:
-            model = convert(family.scoring_module(loaded), input_names)
+            model = convert(family.scoring_module(loaded), loaded.hf_model, input_names)
         except Exception as exc:
             raise ModelLoadError(
                 f"OpenVINO could not convert the {family.name} scoring module of "
@@ -133,9 +140,14 @@ def compiled_model(xml: Path, precision: str, num_threads: int | None) -> Any:
     return compiled
 
 
-def forget_compiled() -> None:
+def forget_compiled(runner: OpenVinoRunner | None = None) -> None:
+    """Drop one runner's compiled model (or all of them) from the process's cache."""
     with _compile_lock:
-        _compiled.clear()
+        if runner is None:
+            _compiled.clear()
+            return
+        for key in [k for k, v in _compiled.items() if v is runner.compiled]:
+            del _compiled[key]
 
 
 class OpenVinoRunner:
