@@ -93,7 +93,10 @@ class EngineSettings(BaseModel):
     model: str = Field(
         default=DEFAULT_MODEL,
         min_length=1,
-        description="Hugging Face cross-encoder name or local folder.",
+        description=(
+            "Hugging Face cross-encoder name or local folder, or a hosted model such as "
+            "cohere-rerank-v3 (scorers/hosted.py)."
+        ),
     )
     scorer: Any = Field(
         default=None,
@@ -176,7 +179,8 @@ class EngineSettings(BaseModel):
     scorer_api_key_env: str | None = Field(
         default=None,
         description="Environment variable holding an endpoint scorer's API key "
-        "(default CROSSRANK_SCORER_API_KEY); the key itself is never stored or printed.",
+        "(default CROSSRANK_SCORER_API_KEY, or CO_API_KEY for a hosted Cohere model); the key "
+        "itself is never stored or printed.",
     )
     backend: Backend = Field(
         default="auto",
@@ -325,6 +329,14 @@ class EngineSettings(BaseModel):
         if cpu_only and self.device not in ("auto", "cpu"):
             what = "an int8 OpenVINO model folder" if quantized else f"backend={self.backend!r}"
             raise ValueError(f"{what} runs on CPU, not device={self.device!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_hosted_model(self) -> Any:
+        # A hosted model (cohere-rerank-v3) takes no local model settings; see scorers/hosted.py.
+        from crossrank.scorers.hosted import check_hosted_settings
+
+        check_hosted_settings(self)
         return self
 
     @field_serializer("scorer", when_used="json")

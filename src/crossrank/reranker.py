@@ -329,16 +329,20 @@ class Reranker:
 
 def _check_api_key(api_key: str | SecretStr | None, config: RerankConfig) -> SecretStr | None:
     """The key as a `SecretStr` (masked in every repr), or a `ConfigError` when nothing would
-    send it: only an endpoint scorer URL takes a key."""
+    send it: only an endpoint scorer URL or a hosted model (cohere-rerank-v3) takes a key."""
     if api_key is None:
         return None
+    from crossrank.scorers.hosted import hosted_model
     from crossrank.scorers.registry import parse_endpoint
 
-    if not (isinstance(config.scorer, str) and parse_endpoint(config.scorer) is not None):
+    endpoint = isinstance(config.scorer, str) and parse_endpoint(config.scorer) is not None
+    hosted = config.scorer is None and hosted_model(config.model) is not None
+    if not (endpoint or hosted):
         raise ConfigError(
-            "api_key is sent to an endpoint scorer, but this reranker has none (scorer is "
-            f"{scorer_name(config.scorer) if config.scorer is not None else 'unset'}); set "
-            "scorer to the endpoint's http(s) URL, or leave api_key unset"
+            "api_key is sent to an endpoint scorer or a hosted model, but this reranker has "
+            f"none (scorer is "
+            f"{scorer_name(config.scorer) if config.scorer is not None else 'unset'}, model "
+            f"{config.model!r}); set scorer to the endpoint's http(s) URL, or leave api_key unset"
         )
     if config.scorer_api_key_env is not None:
         raise ConfigError(

@@ -33,6 +33,7 @@ from crossrank.config import RerankConfig
 from crossrank.credentials import check_stage_key_env
 from crossrank.documents import _REFUSED, PATH_RULE, ReadError, absent, lookup, safe_repr
 from crossrank.errors import ConfigError, QueryError
+from crossrank.scorers.hosted import hosted_model
 
 STAGE_TYPE = "sort"
 
@@ -99,10 +100,14 @@ def resolve_model_name(name: str) -> str:
     An existing local path is kept as it is; a known model or alias (in any spelling:
     `BAAI__bge_reranker_v2_m3`, `bge-reranker-v2-m3`, `jina-reranker-v2`,
     `ms-marco-MiniLM-L-6-v2`, `mxbai-rerank-base`) becomes its id; anything else passes
-    through unchanged, as a Hugging Face id or a path.
+    through unchanged, as a Hugging Face id or a path. A hosted model's name
+    (`cohere-rerank-v3`, `Cohere_Rerank_V3`) becomes its one spelling in `HOSTED_MODELS`.
     """
     if os.path.exists(os.path.expanduser(name)):
         return name
+    hosted = hosted_model(name)
+    if hosted is not None:  # cohere-rerank-v3 and kin: scorers/hosted.py
+        return hosted.name
     return _BY_KEY.get(_key(name), name)
 
 

@@ -3,8 +3,8 @@
 `load_model(key)` returns the shared `LoadedModel` for a `ModelKey`, loading it on first use
 (once, even when many threads ask at the same time). `_construct` turns every way loading
 fails (no weights, pickle-only weights, a tokenizer that does not match the weights, custom
-code not trusted, an unreachable hub) into a `ModelLoadError` at load time, before any pair is
-scored.
+code not trusted, an unreachable hub, weights too large for the device's free memory) into a
+`ModelLoadError` at load time, before any pair is scored.
 
 Every family loads through `sentence_transformers.CrossEncoder`: it reads sequence-
 classification heads and causal LMs alike (and a model's saved activation), so the checks
@@ -209,12 +209,160 @@ def _check_loaded(model: Any, key: ModelKey, where: str) -> None:
         )
 
 
+# -- memory: weights that cannot fit are refused before loading starts ---------------------------
+
+_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}  # safetensors dtype names
+_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2}
+_BYTES.update({"I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1})
+
+
+def weight_bytes(folder: Path, dtype: str) -> int | None:
+    """Bytes the weights in `folder` take once loaded in `dtype`, or None when unknown.
+
+    From the safetensors headers (no tensor is read): floating-point tensors become `dtype`,
+    as transformers casts them; others keep their stored size. Without safetensors, the
+    pickle files' size on disk (their stored dtype cannot be known without unpickling).
+    """
+    files = sorted(folder.glob("*.safetensors"))  # one file, or every shard
+    if files:
+        from safetensors import safe_open
+
+        itemsize = torch_dtype(dtype).itemsize
+        total = 0
+        for path in files:
+            with safe_open(str(path), framework="np") as weights:
+                for name in weights.keys():  # noqa: SIM118 - a safetensors handle, not a dict
+                    tensor = weights.get_slice(name)
+                    count = 1
+                    for dim in tensor.get_shape():
+                        count *= dim
+                    stored = tensor.get_dtype()
+                    total += count * (itemsize if stored in _FLOAT_DTYPES else _BYTES[stored])
+        return total
+    pickles = [p for p in folder.glob("*") if p.is_file() and p.suffix in _PICKLE_SUFFIXES]
+    return sum(p.stat().st_size for p in pickles) or None
+
+
+def available_memory(device: str) -> tuple[int, str] | None:
+    """(bytes free for weights on `device`, how that was measured), or None when unknown."""
+    try:
+        if device.startswith("cuda"):
+            import torch
+
+            free, _total = torch.cuda.mem_get_info(torch.device(device))
+            return int(free), f"free on {device}"
+        if device in ("cpu", "mps"):  # Apple GPUs share the system's memory
+            import psutil
+
+            return int(psutil.virtual_memory().available), "of available RAM"
+    except Exception:  # no such device, no driver: loading will say so itself
+        return None
+    return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def check_memory(key: ModelKey, folder: Path) -> None:
+    """A `ModelLoadError`, before loading starts, when the weights cannot fit on the device.
+
+    Only the weights are counted, not the activations of a batch: a model refused here can
+    certainly not run, and one let through may still need a smaller `batch_size`.
+    """
+    needed = weight_bytes(folder, key.dtype)
+    measured = available_memory(key.device)
+    if needed is None or measured is None or needed <= measured[0]:
+        return
+    available, how = measured
+    advice = []
+    if key.dtype == "float32":
+        half = weight_bytes(folder, "bfloat16") or needed // 2
+        advice.append(f"load it in bfloat16 (dtype='bfloat16': {_size(half)})")
+    advice.append("pick a smaller model")
+    if key.device.startswith("cuda"):
+        advice.append("free GPU memory or use a GPU with more of it")
+    else:
+        advice.append("run it on a GPU with enough memory (device='cuda')")
+    raise ModelLoadError(
+        f"cross-encoder {key.name!r} does not fit: its weights need {_size(needed)} in "
+        f"{key.dtype} on {key.device}, and there is only {_size(available)} {how}. "
+        f"Nothing was loaded. To run it: {'; '.join(advice)}."
+    )
+
+
+# -- custom model code: what trust_remote_code allows ----------------------------------------------
+
+# Hub rerankers known to ship their own modelling code. Offline, a model that is not cached has
+# no config.json to read, so this list is how its need for trust_remote_code is known at once.
+REMOTE_CODE_MODELS = frozenset(
+    {
+        "jinaai/jina-reranker-v2-base-multilingual",
+        "jinaai/jina-reranker-v1-turbo-en",
+        "jinaai/jina-reranker-v1-tiny-en",
+    }
+)
+# The auto_map entries that replace the model itself (a custom tokenizer alone is not refused).
+_MODEL_CLASSES = ("AutoModelForSequenceClassification", "AutoModelForCausalLM", "AutoModel")
+
+REMOTE_CODE_ALLOWS = (
+    "With trust_remote_code=True, transformers imports that code and runs it in this process, "
+    "with your user's permissions: it can read and write files, use the network and start "
+    "programs, every time the model loads. crossrank never runs a model's code unless you pass "
+    "trust_remote_code=True; do that only for a model whose code you have read or whose source "
+    "you trust (and pin the revision you read)."
+)
+
+
+def remote_code_files(folder: Path) -> list[str]:
+    """The Python files a model folder's config.json maps its model classes to (`auto_map`)."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no or broken config: loading reports it
+        return []
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict) or not any(c in auto_map for c in _MODEL_CLASSES):
+        return []
+    files = []
+    for ref in auto_map.values():
+        for item in ref if isinstance(ref, list) else [ref]:
+            if isinstance(item, str) and "." in item:  # "[repo--]module.Class"
+                module = item.split("--")[-1].rsplit(".", 1)[0]
+                files.append(module.replace(".", "/") + ".py")
+    return sorted(set(files))
+
+
+def check_remote_code(key: ModelKey, folder: Path | None) -> None:
+    """A `ModelLoadError`, before loading, for a model that ships its own code, untrusted.
+
+    Refused even when transformers has a built-in class of the same `model_type`: it would load
+    the weights into that class, which is not the model its authors built (jina-reranker-v1's
+    ALiBi attention in a plain BERT), and score silently wrong.
+    """
+    if key.trust_remote_code:
+        return
+    files = remote_code_files(folder) if folder is not None else []
+    if not files and key.name not in REMOTE_CODE_MODELS:
+        return
+    what = f"its own Python code ({', '.join(files)})" if files else "its own Python code"
+    raise ModelLoadError(
+        f"cross-encoder {key.name!r} needs trust_remote_code=True: it ships {what}, which "
+        f"builds the model in place of transformers' classes. {REMOTE_CODE_ALLOWS} "
+        "Nothing was loaded."
+    )
+
+
 def _remote_code_hint(exc: Exception) -> str:
     if "trust_remote_code" in str(exc):
         return (
-            " This model needs its own Python code (trust_remote_code). crossrank does not "
-            "run a model's code unless you pass trust_remote_code=True; do that only for a "
-            "model whose code you have read or whose source you trust."
+            f" This model needs its own Python code: pass trust_remote_code=True. "
+            f"{REMOTE_CODE_ALLOWS}"
         )
     return ""
 
@@ -329,6 +477,8 @@ def _construct(key: ModelKey) -> Any:
     if is_folder:
         where = repr(str(folder.resolve()))
         _check_folder(folder, key)
+        check_remote_code(key, folder)
+        check_memory(key, folder)
         try:
             with _quiet_loading():
                 model = CrossEncoder(str(folder), local_files_only=True, **kwargs)
@@ -341,6 +491,10 @@ def _construct(key: ModelKey) -> Any:
             ) from exc
         _check_loaded(model, key, f"folder {where}")
         return model
+    snapshot = _cached_snapshot(key.name)
+    check_remote_code(key, snapshot)
+    if snapshot is not None:  # a model still to download has no size here to check
+        check_memory(key, snapshot)
     try:  # a hub id already in the local cache loads without the network
         with _quiet_loading():
             model = CrossEncoder(key.name, local_files_only=True, **kwargs)

@@ -6,6 +6,7 @@ from typing import Any
 
 from crossrank.scorers.base import CallableScorer, Pair, Scorer, check_scores
 from crossrank.scorers.cohere import CohereScorer
+from crossrank.scorers.hosted import CohereRerankApi, hosted_model, hosted_scorer
 from crossrank.scorers.http import DEFAULT_API_KEY_ENV, HttpScorer
 from crossrank.scorers.registry import (
     register_scorer,
@@ -17,6 +18,7 @@ from crossrank.scorers.tei import TeiScorer
 
 __all__ = [
     "CallableScorer",
+    "CohereRerankApi",
     "CohereScorer",
     "CrossEncoderScorer",
     "HttpScorer",
@@ -49,6 +51,9 @@ def make_scorer(config: Any, *, api_key: str | None = None) -> Any:
     `api_key` (an endpoint scorer's key, given directly) overrides the key variable."""
     custom = config.scorer
     if custom is None:
+        hosted = hosted_model(config.model)
+        if hosted is not None:  # e.g. cohere-rerank-v3: the provider's API, not a local model
+            return hosted_scorer(hosted, config, api_key=api_key)
         from crossrank.models import ModelScorer
 
         return ModelScorer(
