@@ -35,8 +35,10 @@ make_venv() {  # make_venv FOLDER REQUIREMENTS [extra pip args...]
   fi
 }
 
-if [ ! -f .venv-bench/.bench-installed ]; then
-  make_venv .venv-bench benchmarks/requirements.txt -e ".[onnx]"
+# crossrank itself (editable), again whenever pyproject.toml changes its dependencies.
+if [ ! -f .venv-bench/.crossrank-installed ] || [ pyproject.toml -nt .venv-bench/.crossrank-installed ]; then
+  make_venv .venv-bench benchmarks/requirements.txt -e ".[onnx,quantize]"
+  touch .venv-bench/.crossrank-installed
 else
   make_venv .venv-bench benchmarks/requirements.txt
 fi
