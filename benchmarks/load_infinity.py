@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from crossrank import Reranker
-from crossrank.serving import InfinityServer
+from crossrank.infinity_process import InfinityServer
 from crossrank.testing import build_tiny_cross_encoder
 
 WORDS = [

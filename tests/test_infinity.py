@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crossrank import Reranker
-from crossrank.serving import InfinityServer, infinity_executable
+from crossrank.infinity_process import InfinityServer, infinity_executable
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = ROOT / "scripts" / "setup_infinity.sh"

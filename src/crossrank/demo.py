@@ -14,7 +14,7 @@ import time
 from importlib import resources
 from typing import Any
 
-from crossrank.cli import EXIT_MODEL
+from crossrank.cli.exit_codes import EXIT_MODEL
 from crossrank.errors import ModelLoadError
 from crossrank.long_documents import DropTruncationWarnings, logger
 from crossrank.reranker import Reranker

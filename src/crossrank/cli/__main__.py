@@ -1,0 +1,5 @@
+"""`python -m crossrank.cli`."""
+
+from crossrank.cli import main
+
+raise SystemExit(main())
