@@ -1,6 +1,7 @@
 # Two entry points, both usable on a fresh machine (see README.md):
 #   make demo   sets up .venv and runs the main job (crossrank demo)
 #   make test   sets up .venv and runs ruff and the whole test suite
+#   make docs   builds the docs site (mkdocs.yml, docs/) with warnings as errors (CI runs it)
 #   make dist   builds, checks, installs and smoke-tests the three packages (CI runs it)
 # Each integration package under integrations/ is installed editable with its `test` dependency
 # group, and the core with its `dev` group (PEP 735 groups: `pip install --group`, pip >= 25.1;
@@ -13,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 
-.PHONY: setup demo test lint infinity bench dist
+.PHONY: setup demo test lint infinity bench dist docs
 
 setup: $(STAMP)
 
@@ -47,3 +48,8 @@ dist: setup
 # The speed benchmark (not a test): its own .venv-bench with the peer libraries; see README.
 bench:
 	benchmarks/run.sh
+
+# The docs site into site/, strict: a broken link, a page missing from nav or an API reference
+# that does not resolve fails the build. `$(BIN)/mkdocs serve` shows it while you edit.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -1,4 +1,5 @@
-"""Every code block of README.md and of the integrations' READMEs runs as a test (sybil).
+"""Every code block of README.md, of the docs pages (docs/*.md) and of the integrations' READMEs
+runs as a test (sybil).
 
 What runs, by the block's language:
 - `python`: in a fresh namespace, so a block must define or import everything it uses (a reader
@@ -151,7 +152,7 @@ def _readme_sybil() -> Sybil:
             CodeBlockParser("bash", _run_bash),
             CodeBlockParser("json", _check_stage_json),
         ],
-        patterns=["README.md"],
+        patterns=["README.md", "docs/*.md"],
         setup=_setup,
         teardown=_teardown,
     )
