@@ -97,6 +97,9 @@ class TokenCounter:
                 return_offsets_mapping=offsets,
                 return_attention_mask=False,
                 return_token_type_ids=False,
+                # special-token strings in a text count as the plain text every family
+                # reads them as (so "[SEP]" in a document is its 5 text tokens here too)
+                split_special_tokens=True,
                 verbose=False,
             )
         ids = enc["input_ids"]

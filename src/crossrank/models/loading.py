@@ -222,25 +222,51 @@ def weight_bytes(folder: Path, dtype: str) -> int | None:
     From the safetensors headers (no tensor is read): floating-point tensors become `dtype`,
     as transformers casts them; others keep their stored size. Without safetensors, the
     pickle files' size on disk (their stored dtype cannot be known without unpickling).
+    A file whose header cannot be read (a huge or non-JSON header, truncated data, offsets
+    that do not match the shapes, a dtype crossrank cannot load) is a `ModelLoadError`
+    naming it: a model folder is untrusted input.
     """
     files = sorted(folder.glob("*.safetensors"))  # one file, or every shard
     if files:
-        from safetensors import safe_open
-
         itemsize = torch_dtype(dtype).itemsize
-        total = 0
-        for path in files:
-            with safe_open(str(path), framework="np") as weights:
-                for name in weights.keys():  # noqa: SIM118 - a safetensors handle, not a dict
-                    tensor = weights.get_slice(name)
-                    count = 1
-                    for dim in tensor.get_shape():
-                        count *= dim
-                    stored = tensor.get_dtype()
-                    total += count * (itemsize if stored in _FLOAT_DTYPES else _BYTES[stored])
-        return total
+        return sum(_safetensors_bytes(path, itemsize) for path in files)
     pickles = [p for p in folder.glob("*") if p.is_file() and p.suffix in _PICKLE_SUFFIXES]
     return sum(p.stat().st_size for p in pickles) or None
+
+
+def _safetensors_bytes(path: Path, itemsize: int) -> int:
+    """One safetensors file's weight bytes, read from its header by the safetensors library
+    (which checks the header length, the JSON, the shapes against the data offsets and the
+    file size), or a `ModelLoadError` naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    def broken(reason: str) -> ModelLoadError:
+        return ModelLoadError(
+            f"could not load cross-encoder weights {str(path)!r}: {reason}. The file is not "
+            "a valid safetensors file (damaged, truncated or not written by safetensors): "
+            "download or convert the model again."
+        )
+
+    total = 0
+    try:
+        with safe_open(str(path), framework="np") as weights:
+            for name in weights.keys():  # noqa: SIM118 - a safetensors handle, not a dict
+                tensor = weights.get_slice(name)
+                stored = tensor.get_dtype()
+                if stored not in _BYTES:
+                    raise broken(
+                        f"tensor {name!r} has dtype {stored!r}, which crossrank "
+                        f"cannot load (known: {', '.join(sorted(_BYTES))})"
+                    )
+                count = 1
+                for dim in tensor.get_shape():
+                    count *= dim
+                total += count * (itemsize if stored in _FLOAT_DTYPES else _BYTES[stored])
+    except ModelLoadError:
+        raise
+    except (SafetensorError, OSError, ValueError, OverflowError, MemoryError) as exc:
+        raise broken(f"{type(exc).__name__}: {exc}") from exc
+    return total
 
 
 def available_memory(device: str) -> tuple[int, str] | None:

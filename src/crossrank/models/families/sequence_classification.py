@@ -26,6 +26,7 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 def encode_pairs(tokenizer: Any, pairs: Sequence[Pair], max_length: int) -> list[Encoded]:
     """Tokenize every pair once; the document is truncated and the query is kept whole.
 
+    Special-token strings in the query or document are plain text (`split_special_tokens`).
     `truncation="only_second"` cuts only the document. When the query alone (with the special
     tokens) is over `max_length`, that cannot work; such pairs fall back to `longest_first`,
     which cuts the query too, as `CrossEncoder.predict` would.
@@ -36,6 +37,10 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[Pair], max_length: int) -> list
     docs = [d for _, d in pairs]
     kwargs: dict[str, Any] = {"max_length": max_length, "padding": False}
     kwargs["return_attention_mask"] = False
+    # The query and document are the caller's text: a literal "[SEP]", "[CLS]" or "</s>" in
+    # them is read as plain text, never as the special token (which would end the query or
+    # the pair early), as the causal families read theirs (`causal_lm.token_ids`).
+    kwargs["split_special_tokens"] = True
     try:
         enc = tokenizer(queries, docs, truncation="only_second", **kwargs)
         ids = list(enc["input_ids"])
@@ -81,7 +86,13 @@ class SequenceClassification(Family):
 
     def prompt_tokens(self, tokenizer: Any, query: str, instruction: str | None) -> int:
         """The query's tokens and the pair's special tokens (`[CLS] q [SEP] ... [SEP]`)."""
-        query_ids = tokenizer(query, add_special_tokens=False, truncation=False, verbose=False)
+        query_ids = tokenizer(
+            query,
+            add_special_tokens=False,
+            truncation=False,
+            split_special_tokens=True,  # as `encode_pairs` reads the query
+            verbose=False,
+        )
         return len(query_ids["input_ids"]) + int(tokenizer.num_special_tokens_to_add(pair=True))
 
     def input_names(self, loaded: LoadedModel) -> list[str]:

@@ -11,7 +11,12 @@ two cannot drift apart in how they trace, what their key covers or how they writ
   stale file;
 - `cached_export`: the folder for a key, built on first use in a temporary folder beside it
   and renamed into place only when complete (a rename is atomic), under a file lock, so two
-  processes converting at once convert once and neither ever reads a half-written file.
+  processes converting at once convert once and neither ever reads a half-written file;
+- `entry_problem`: a finished entry is used only when this user owns it and no one else can
+  write it (as ssh treats key files), and its files still have the SHA-256 digests recorded in
+  its marker when it was written; else it is converted again, with one warning, or refused
+  when it cannot be removed. A lock file that is a symlink is a `ModelLoadError`, never
+  followed (and filelock >= 3.20.3 opens locks with `O_NOFOLLOW`).
 
 The cache lives under ``$CROSSRANK_EXPORT_CACHE`` (default ``~/.cache/crossrank``), one
 folder per runtime (`onnx/`, `openvino/`); ``$CROSSRANK_ONNX_CACHE`` and
@@ -25,12 +30,15 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from crossrank.errors import ModelLoadError
 
 logger = logging.getLogger("crossrank")
 
@@ -137,12 +145,116 @@ def is_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of an entry but its marker, by path inside the entry."""
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MARKER):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
+        found[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return found
+
+
+def entry_problem(folder: Path) -> str | None:
+    """Why a finished cache entry must not be used, or None when it can be.
+
+    The cache key is a hash of the model's files, which anyone who can read them can
+    compute, so in a shared cache folder another user could plant an entry under it (an IR
+    with a backdoor passes a few-pair self-check). Like ssh with key files, an entry is
+    trusted only when this user owns every part of it and neither group nor others can write
+    any; and its files must match the digests its marker recorded when it was written, so
+    damage or a file changed since is caught too. Someone who can write as this user can
+    also rewrite the marker: that is out of scope (docs/security.md).
+    """
+    paths = [folder, *folder.rglob("*")]
+    if os.name == "posix":
+        uid = os.geteuid()
+        for path in paths:
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                return f"{str(path)!r} is a symlink"
+            if info.st_uid != uid:
+                return f"{str(path)!r} is owned by uid {info.st_uid}, not by this user ({uid})"
+            if info.st_mode & 0o022:
+                return (
+                    f"{str(path)!r} can be written by its group or by others "
+                    f"(mode {stat.filemode(info.st_mode)})"
+                )
+    try:
+        recorded = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return f"its marker {str(folder / MARKER)!r} cannot be read"
+    if not isinstance(recorded, dict):
+        return "its marker records no file digests (written by an older crossrank)"
+    found = _digests(folder)
+    if found != recorded:
+        changed = sorted(
+            set(found) ^ set(recorded) | {k for k in found if found[k] != recorded.get(k)}
+        )
+        return (
+            f"its files differ from the digests recorded when it was written ({', '.join(changed)})"
+        )
+    return None
+
+
+def _private(folder: Path) -> None:
+    """Drop group and other write bits from a finished work folder (a umask of 002 sets
+    them), so that the entry passes `entry_problem`."""
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and mode & 0o022:
+            path.chmod(stat.S_IMODE(mode) & ~0o022)
+
+
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
-    with _process_lock, FileLock(str(path)):
-        yield
+    def refused(reason: str) -> ModelLoadError:
+        return ModelLoadError(
+            f"could not lock the export cache ({str(path)!r}): {reason}. Nothing was "
+            f"converted. Remove it, or point ${EXPORT_CACHE_ENV} at a folder only you can write."
+        )
+
+    # filelock >= 3.20.3 opens with O_NOFOLLOW; this check names the problem (and covers
+    # platforms without O_NOFOLLOW), and any OSError below is reported the same way.
+    if path.is_symlink():
+        raise refused("the lock file is a symlink, which crossrank never follows")
+    with _process_lock:
+        try:
+            lock = FileLock(str(path))
+            lock.acquire()
+        except (OSError, Timeout) as exc:
+            raise refused(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def _usable(folder: Path, warned: list[str]) -> bool:
+    """Whether a finished entry can be used; an untrusted one is removed, with one warning,
+    or refused when it cannot be removed (another user's folder)."""
+    if not is_complete(folder):
+        return False
+    problem = entry_problem(folder)
+    if problem is None:
+        return True
+    if not warned:
+        logger.warning(
+            "export cache entry %s is not used and is converted again: %s", folder, problem
+        )
+        warned.append(problem)
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists() or folder.is_symlink():
+        raise ModelLoadError(
+            f"the export cache entry {str(folder)!r} cannot be trusted ({problem}) and cannot "
+            f"be removed. Nothing was loaded from it. Remove it, or point ${EXPORT_CACHE_ENV} "
+            "at a folder only you can write."
+        )
+    return False
 
 
 def cached_export(
@@ -150,22 +262,27 @@ def cached_export(
 ) -> Path:
     """The finished export folder for `key`, running `build(work_folder)` on first use.
 
-    `build` writes the runtime's files into an empty work folder; the marker is written after
-    it, then the folder is renamed into place. A folder found at the final name is always
-    complete (nothing else is ever renamed there), so readers need no lock.
+    `build` writes the runtime's files into an empty work folder; the marker (with the
+    files' digests) is written after it, then the folder is renamed into place. A folder
+    found at the final name is complete (nothing else is ever renamed there); it is used
+    only when `entry_problem` finds nothing wrong with it.
     """
     root = cache_root(runtime)
     folder = root / key
-    if is_complete(folder):
+    warned: list[str] = []
+    if _usable(folder, warned):
         return folder
     root.mkdir(parents=True, exist_ok=True)
     with _file_lock(root / f"{key}.lock"):
-        if is_complete(folder):  # another thread or process finished it while we waited
+        if _usable(folder, warned):  # another thread or process finished it while we waited
             return folder
         work = Path(tempfile.mkdtemp(prefix=f"{key}.work-", dir=root))
         try:
             build(work)
-            (work / MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n")
+            _private(work)
+            record = {**marker, "files": _digests(work)}
+            (work / MARKER).write_text(json.dumps(record, sort_keys=True) + "\n")
+            (work / MARKER).chmod(0o644)
             work.chmod(0o755)
             if folder.exists():  # left by an older crossrank or by hand, never finished
                 shutil.rmtree(folder, ignore_errors=True)
@@ -174,7 +291,7 @@ def cached_export(
             except OSError:
                 # A process that ignored the lock (a file system without locks) got there
                 # first: its folder is complete too, so keep it and drop ours.
-                if not is_complete(folder):
+                if not _usable(folder, warned):
                     raise
         finally:
             if work.exists():
@@ -187,6 +304,7 @@ __all__ = [
     "cache_root",
     "cached_export",
     "eager_attention",
+    "entry_problem",
     "example_batch",
     "export_key",
     "is_complete",
