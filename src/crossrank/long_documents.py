@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import functools
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -105,6 +106,99 @@ class TokenCounter:
                 {"ids": i, "offsets": o} for i, o in zip(ids, enc["offset_mapping"], strict=True)
             ]
         return [{"ids": i} for i in ids]
+
+    def encode_prefixes(
+        self, texts: list[str], need: int, offsets: bool
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Per text: the encoding of as much of it as `need` tokens take, and that text.
+
+        A text longer than a guess of what `need` tokens take is cut to a prefix (see
+        "Bounded tokenizing" below); its encoding then has at least `need + _MARGIN_TOKENS`
+        tokens, of which the first `need` (ids and offsets) are those of the whole text. A
+        shorter text is encoded whole and returned as it is.
+        """
+        results: list[tuple[dict[str, Any], str] | None] = [None] * len(texts)
+        chars = max(need * _CHARS_PER_TOKEN, _MIN_PREFIX_CHARS)
+        pending = list(range(len(texts)))
+        while pending:
+            whole: list[int] = []
+            cuts: list[tuple[int, str, str | None]] = []  # (index, prefix, longer prefix to check)
+            for i in pending:
+                text = texts[i]
+                if len(text) <= chars * 3 // 2:  # near enough: no cut to get wrong
+                    whole.append(i)
+                    continue
+                cut, at_space = _cut_point(text, chars)
+                cuts.append((i, text[:cut], None if at_space else text[: cut + cut // 2]))
+            checks = [c for _, _, c in cuts if c is not None]
+            batch = [texts[i] for i in whole] + [p for _, p, _ in cuts] + checks
+            encoded = iter(self.encode(batch, offsets)) if batch else iter(())
+            for i in whole:
+                results[i] = (next(encoded), texts[i])
+            prefix_encs = [next(encoded) for _ in cuts]
+            pending = []
+            for (i, prefix, check), enc in zip(cuts, prefix_encs, strict=True):
+                if check is not None:
+                    reference = next(encoded)
+                    if not _same_start(enc, reference, need):
+                        # The cut changed tokens far before it: this tokenizer reads the text
+                        # as one unit (no whitespace, a global segmentation). No prefix can be
+                        # trusted, so the whole text is encoded (its size is bounded by
+                        # max_document_chars).
+                        results[i] = (self.encode([texts[i]], offsets)[0], texts[i])
+                        continue
+                if len(enc["ids"]) < need + _MARGIN_TOKENS:
+                    pending.append(i)  # the guess was short (many characters per token)
+                    continue
+                results[i] = (enc, prefix)
+            chars *= 2
+        return results  # type: ignore[return-value]
+
+
+# -- bounded tokenizing ------------------------------------------------------------------------
+#
+# A document is tokenized only as far as it can be scored: a 50 MB text tokenized whole takes
+# gigabytes (the tokenizer keeps ids, offsets and token strings per token) and a tokenizer that
+# runs out of memory aborts the process. A prefix of about `need * _CHARS_PER_TOKEN` characters
+# is tokenized instead, doubled while it yields too few tokens.
+#
+# Why the prefix's first `need` ids are the whole text's: the prefix is cut where a word ends
+# and whitespace follows. Tokenizers normalize text character by character (lowercasing,
+# accents, Unicode normalization, which never composes across a space) and split it into
+# pre-tokens at whitespace (WordPiece and BERT's pre-tokenizer, SentencePiece's Metaspace,
+# byte-level BPE's regex, which attaches a space to the word after it), and tokenize each
+# pre-token alone; so no token before the cut depends on text after it. `_MARGIN_TOKENS` more
+# tokens than needed are read, so even a tokenizer that did look a little across the cut
+# would change only tokens that are dropped. Where no whitespace lies near the cut (one long
+# "word", text without spaces), the prefix is cut anywhere and checked against a prefix half
+# as long again: when their first `need` tokens differ, the whole text is tokenized instead.
+# tests/test_input_bounds.py compares the ids with tokenizing the whole text, for several
+# tokenizers and kinds of text.
+
+_CHARS_PER_TOKEN = 8  # first guess; English averages about 4.5 characters per token
+_MIN_PREFIX_CHARS = 2048
+_MARGIN_TOKENS = 16
+_WORD_END = re.compile(r"\S(?=\s)")
+
+
+def _cut_point(text: str, chars: int) -> tuple[int, bool]:
+    """Where to cut `text` near `chars`: after the last word that ends in the second half of
+    the first `chars` characters (True), or at `chars` when none does (False)."""
+    last = None
+    for last in _WORD_END.finditer(text, chars // 2, chars):  # noqa: B007 (the last match)
+        pass
+    if last is None:
+        return chars, False
+    return last.end(), True
+
+
+def _same_start(a: dict[str, Any], b: dict[str, Any], need: int) -> bool:
+    """Whether two encodings agree on their first `need` tokens (ids and offsets)."""
+    if len(a["ids"]) < need or len(b["ids"]) < need:
+        return len(a["ids"]) == len(b["ids"]) and a == b
+    if a["ids"][:need] != b["ids"][:need]:
+        return False
+    return "offsets" not in a or a["offsets"][:need] == b["offsets"][:need]
 
 
 # -- where the tokenizer comes from -------------------------------------------------------------
@@ -277,11 +371,17 @@ def expand(query: str, texts: list[str], config: Any, counter: TokenCounter | No
     chunk = config.long_documents == "chunk"
     prompt_tokens = counter.overhead(query)
     window = counter.max_length - prompt_tokens
-    encoded = counter.encode(texts, offsets=chunk)
     if not chunk:
-        truncated: list[bool | None] = [len(e["ids"]) > window for e in encoded]
+        # The scorer keeps at most max_length of a document's tokens, so a prefix with that
+        # many is all it needs; the pair holds the prefix, which the scorer cuts exactly as it
+        # would cut the whole text (see "Bounded tokenizing").
+        read = counter.encode_prefixes(texts, counter.max_length, offsets=False)
+        truncated: list[bool | None] = [len(e["ids"]) > window for e, _ in read]
         return Expansion(
-            [(query, t) for t in texts], [[i] for i in range(len(texts))], truncated, None
+            [(query, prefix) for _, prefix in read],
+            [[i] for i in range(len(texts))],
+            truncated,
+            None,
         )
     if window < 1:
         raise QueryError(
@@ -291,6 +391,9 @@ def expand(query: str, texts: list[str], config: Any, counter: TokenCounter | No
             "max_length to chunk documents"
         )
     overlap = resolve_overlap(config.chunk_overlap, window)
+    # The windows' tokens, at most: only this much of a document is tokenized.
+    covered = window + (config.max_chunks_per_document - 1) * (window - overlap)
+    encoded = [e for e, _ in counter.encode_prefixes(texts, covered, offsets=True)]
     pairs: list[Pair] = []
     slot_of: dict[str, int] = {}
     windows: list[list[int]] = []
