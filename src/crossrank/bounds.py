@@ -52,7 +52,7 @@ def bounded_documents(documents: Iterable[Any], config: Any) -> list[Any]:
         return list(documents)
     docs = list(itertools.islice(documents, limit + 1))
     if len(docs) > limit:
-        _too_many("more than", limit)
+        _too_many(f"more than {limit:,}", limit)
     return docs
 
 

@@ -121,36 +121,18 @@ class TokenCounter:
         chars = max(need * _CHARS_PER_TOKEN, _MIN_PREFIX_CHARS)
         pending = list(range(len(texts)))
         while pending:
-            whole: list[int] = []
-            cuts: list[tuple[int, str, str | None]] = []  # (index, prefix, longer prefix to check)
+            jobs: list[tuple[int, str]] = []
             for i in pending:
                 text = texts[i]
-                if len(text) <= chars * 3 // 2:  # near enough: no cut to get wrong
-                    whole.append(i)
-                    continue
-                cut, at_space = _cut_point(text, chars)
-                cuts.append((i, text[:cut], None if at_space else text[: cut + cut // 2]))
-            checks = [c for _, _, c in cuts if c is not None]
-            batch = [texts[i] for i in whole] + [p for _, p, _ in cuts] + checks
-            encoded = iter(self.encode(batch, offsets)) if batch else iter(())
-            for i in whole:
-                results[i] = (next(encoded), texts[i])
-            prefix_encs = [next(encoded) for _ in cuts]
+                cut = _cut_point(text, chars) if len(text) > chars * 3 // 2 else None
+                jobs.append((i, text if cut is None else text[:cut]))
+            encoded = self.encode([prefix for _, prefix in jobs], offsets)
             pending = []
-            for (i, prefix, check), enc in zip(cuts, prefix_encs, strict=True):
-                if check is not None:
-                    reference = next(encoded)
-                    if not _same_start(enc, reference, need):
-                        # The cut changed tokens far before it: this tokenizer reads the text
-                        # as one unit (no whitespace, a global segmentation). No prefix can be
-                        # trusted, so the whole text is encoded (its size is bounded by
-                        # max_document_chars).
-                        results[i] = (self.encode([texts[i]], offsets)[0], texts[i])
-                        continue
-                if len(enc["ids"]) < need + _MARGIN_TOKENS:
+            for (i, prefix), enc in zip(jobs, encoded, strict=True):
+                if len(prefix) < len(texts[i]) and len(enc["ids"]) < need + _MARGIN_TOKENS:
                     pending.append(i)  # the guess was short (many characters per token)
-                    continue
-                results[i] = (enc, prefix)
+                else:
+                    results[i] = (enc, prefix)
             chars *= 2
         return results  # type: ignore[return-value]
 
@@ -163,42 +145,40 @@ class TokenCounter:
 # is tokenized instead, doubled while it yields too few tokens.
 #
 # Why the prefix's first `need` ids are the whole text's: the prefix is cut where a word ends
-# and whitespace follows. Tokenizers normalize text character by character (lowercasing,
+# and a space follows. Tokenizers normalize text character by character (lowercasing,
 # accents, Unicode normalization, which never composes across a space) and split it into
 # pre-tokens at whitespace (WordPiece and BERT's pre-tokenizer, SentencePiece's Metaspace,
 # byte-level BPE's regex, which attaches a space to the word after it), and tokenize each
 # pre-token alone; so no token before the cut depends on text after it. `_MARGIN_TOKENS` more
 # tokens than needed are read, so even a tokenizer that did look a little across the cut
-# would change only tokens that are dropped. Where no whitespace lies near the cut (one long
-# "word", text without spaces), the prefix is cut anywhere and checked against a prefix half
-# as long again: when their first `need` tokens differ, the whole text is tokenized instead.
+# would change only tokens that are dropped. A text is never cut inside a "word" (a run
+# without whitespace): a tokenizer may segment a whole run at once (SentencePiece's Unigram
+# does), so a run is read to its end, and text without whitespace past the guess is
+# tokenized whole (its size is bounded by `max_document_chars`).
 # tests/test_input_bounds.py compares the ids with tokenizing the whole text, for several
 # tokenizers and kinds of text.
 
 _CHARS_PER_TOKEN = 8  # first guess; English averages about 4.5 characters per token
 _MIN_PREFIX_CHARS = 2048
 _MARGIN_TOKENS = 16
-_WORD_END = re.compile(r"\S(?=\s)")
+# A word's end: a character other than whitespace, then a plain space. Only a plain space: it
+# splits pre-tokens in every tokenizer family, where a newline or tab does not in all of them
+# (SentencePiece's Metaspace splits at spaces only).
+_WORD_END = re.compile(r"\S(?= )")
 
 
-def _cut_point(text: str, chars: int) -> tuple[int, bool]:
-    """Where to cut `text` near `chars`: after the last word that ends in the second half of
-    the first `chars` characters (True), or at `chars` when none does (False)."""
+def _cut_point(text: str, chars: int) -> int | None:
+    """Where to cut `text` near `chars` characters: after the last word that ends in the second
+    half of them, else after the first word that ends past them; None when no word ends
+    there (the rest is one "word": the text is tokenized whole)."""
     last = None
     for last in _WORD_END.finditer(text, chars // 2, chars):  # noqa: B007 (the last match)
         pass
     if last is None:
-        return chars, False
-    return last.end(), True
-
-
-def _same_start(a: dict[str, Any], b: dict[str, Any], need: int) -> bool:
-    """Whether two encodings agree on their first `need` tokens (ids and offsets)."""
-    if len(a["ids"]) < need or len(b["ids"]) < need:
-        return len(a["ids"]) == len(b["ids"]) and a == b
-    if a["ids"][:need] != b["ids"][:need]:
-        return False
-    return "offsets" not in a or a["offsets"][:need] == b["offsets"][:need]
+        last = _WORD_END.search(text, chars)
+    if last is None or last.end() >= len(text):
+        return None
+    return last.end()
 
 
 # -- where the tokenizer comes from -------------------------------------------------------------
