@@ -275,3 +275,10 @@ def test_chunk_windows_are_those_of_the_whole_text(tokenizers, kind):
         end = start + window
         expected.append(text[offsets[start][0] : offsets[end - 1][1]])
     assert [d for _, d in seen] == expected
+
+
+def test_bounds_apply_to_a_hosted_model_too():
+    # A hosted model refuses local-model settings; the bounds are checked before sending.
+    reranker = Reranker(model="cohere-rerank-v3", max_documents=2)
+    with pytest.raises(DocumentError, match="max_documents=2"):
+        reranker.rerank("q", ["a", "b", "c"])
