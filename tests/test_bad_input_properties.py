@@ -328,13 +328,16 @@ def test_any_documents_http_endpoint(endpoint, data):
 @given(query=texts)
 def test_any_query(query):
     docs = ["first", "second"]
+    # `texts` reaches 20,000 characters, past the default max_query_chars (tested on its own
+    # in test_input_bounds.py); here the text policy is under test, not the length bound.
+    reranker = Reranker(scorer=hash_scorer, max_query_chars=20_000)
     if expected_problem(query):
         with pytest.raises(QueryError):
-            Reranker(scorer=hash_scorer).rerank(query, docs)
+            reranker.rerank(query, docs)
         with pytest.raises(ValidationError, match="query"):  # same rule in the config
             RerankConfig(query=query)
     else:
-        assert len(Reranker(scorer=hash_scorer).rerank(query, docs)) == 2
+        assert len(reranker.rerank(query, docs)) == 2
         assert RerankConfig(query=query).query == query
 
 

@@ -54,6 +54,10 @@ COUNT_SETTINGS = (
     "max_chunks_per_document",
     "num_threads",
     "cache_size",
+    "max_documents",
+    "max_document_chars",
+    "max_query_chars",
+    "max_total_chars",
 )
 
 
@@ -227,6 +231,30 @@ class EngineSettings(BaseModel):
             "'last' (after every scored document, input order kept, score -inf, its problem "
             "in RankedDocument.unreadable)."
         ),
+    )
+
+    # Input bounds (crossrank.bounds): checked before any text is tokenized or sent, so a
+    # call past one fails fast with a DocumentError / QueryError naming the setting. Sized
+    # from a practical stage (about 500 candidates of a few thousand characters) with a wide
+    # margin; memory within them stays bounded (truncation tokenizes only a prefix).
+    max_documents: PositiveInt = Field(
+        default=10_000,
+        description="Most documents one call may rerank; more is a DocumentError.",
+    )
+    max_document_chars: PositiveInt = Field(
+        default=1_000_000,
+        description=(
+            "Most characters in one document's text; a longer one is a DocumentError naming it "
+            "(raise it to score longer documents: only their first tokens are read)."
+        ),
+    )
+    max_query_chars: PositiveInt = Field(
+        default=10_000,
+        description="Most characters in the query; a longer one is a QueryError.",
+    )
+    max_total_chars: PositiveInt = Field(
+        default=10_000_000,
+        description="Most characters in all of one call's document texts together.",
     )
 
     @field_validator("scorer")

@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import functools
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -108,6 +109,79 @@ class TokenCounter:
                 {"ids": i, "offsets": o} for i, o in zip(ids, enc["offset_mapping"], strict=True)
             ]
         return [{"ids": i} for i in ids]
+
+    def encode_prefixes(
+        self, texts: list[str], need: int, offsets: bool
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Per text: the encoding of as much of it as `need` tokens take, and that text.
+
+        A text longer than a guess of what `need` tokens take is cut to a prefix (see
+        "Bounded tokenizing" below); its encoding then has at least `need + _MARGIN_TOKENS`
+        tokens, of which the first `need` (ids and offsets) are those of the whole text. A
+        shorter text is encoded whole and returned as it is.
+        """
+        results: list[tuple[dict[str, Any], str] | None] = [None] * len(texts)
+        chars = max(need * _CHARS_PER_TOKEN, _MIN_PREFIX_CHARS)
+        pending = list(range(len(texts)))
+        while pending:
+            jobs: list[tuple[int, str]] = []
+            for i in pending:
+                text = texts[i]
+                cut = _cut_point(text, chars) if len(text) > chars * 3 // 2 else None
+                jobs.append((i, text if cut is None else text[:cut]))
+            encoded = self.encode([prefix for _, prefix in jobs], offsets)
+            pending = []
+            for (i, prefix), enc in zip(jobs, encoded, strict=True):
+                if len(prefix) < len(texts[i]) and len(enc["ids"]) < need + _MARGIN_TOKENS:
+                    pending.append(i)  # the guess was short (many characters per token)
+                else:
+                    results[i] = (enc, prefix)
+            chars *= 2
+        return results  # type: ignore[return-value]
+
+
+# -- bounded tokenizing ------------------------------------------------------------------------
+#
+# A document is tokenized only as far as it can be scored: a 50 MB text tokenized whole takes
+# gigabytes (the tokenizer keeps ids, offsets and token strings per token) and a tokenizer that
+# runs out of memory aborts the process. A prefix of about `need * _CHARS_PER_TOKEN` characters
+# is tokenized instead, doubled while it yields too few tokens.
+#
+# Why the prefix's first `need` ids are the whole text's: the prefix is cut where a word ends
+# and a space follows. Tokenizers normalize text character by character (lowercasing,
+# accents, Unicode normalization, which never composes across a space) and split it into
+# pre-tokens at whitespace (WordPiece and BERT's pre-tokenizer, SentencePiece's Metaspace,
+# byte-level BPE's regex, which attaches a space to the word after it), and tokenize each
+# pre-token alone; so no token before the cut depends on text after it. `_MARGIN_TOKENS` more
+# tokens than needed are read, so even a tokenizer that did look a little across the cut
+# would change only tokens that are dropped. A text is never cut inside a "word" (a run
+# without whitespace): a tokenizer may segment a whole run at once (SentencePiece's Unigram
+# does), so a run is read to its end, and text without whitespace past the guess is
+# tokenized whole (its size is bounded by `max_document_chars`).
+# tests/test_input_bounds.py compares the ids with tokenizing the whole text, for several
+# tokenizers and kinds of text.
+
+_CHARS_PER_TOKEN = 8  # first guess; English averages about 4.5 characters per token
+_MIN_PREFIX_CHARS = 2048
+_MARGIN_TOKENS = 16
+# A word's end: a character other than whitespace, then a plain space. Only a plain space: it
+# splits pre-tokens in every tokenizer family, where a newline or tab does not in all of them
+# (SentencePiece's Metaspace splits at spaces only).
+_WORD_END = re.compile(r"\S(?= )")
+
+
+def _cut_point(text: str, chars: int) -> int | None:
+    """Where to cut `text` near `chars` characters: after the last word that ends in the second
+    half of them, else after the first word that ends past them; None when no word ends
+    there (the rest is one "word": the text is tokenized whole)."""
+    last = None
+    for last in _WORD_END.finditer(text, chars // 2, chars):  # noqa: B007 (the last match)
+        pass
+    if last is None:
+        last = _WORD_END.search(text, chars)
+    if last is None or last.end() >= len(text):
+        return None
+    return last.end()
 
 
 # -- where the tokenizer comes from -------------------------------------------------------------
@@ -280,11 +354,17 @@ def expand(query: str, texts: list[str], config: Any, counter: TokenCounter | No
     chunk = config.long_documents == "chunk"
     prompt_tokens = counter.overhead(query)
     window = counter.max_length - prompt_tokens
-    encoded = counter.encode(texts, offsets=chunk)
     if not chunk:
-        truncated: list[bool | None] = [len(e["ids"]) > window for e in encoded]
+        # The scorer keeps at most max_length of a document's tokens, so a prefix with that
+        # many is all it needs; the pair holds the prefix, which the scorer cuts exactly as it
+        # would cut the whole text (see "Bounded tokenizing").
+        read = counter.encode_prefixes(texts, counter.max_length, offsets=False)
+        truncated: list[bool | None] = [len(e["ids"]) > window for e, _ in read]
         return Expansion(
-            [(query, t) for t in texts], [[i] for i in range(len(texts))], truncated, None
+            [(query, prefix) for _, prefix in read],
+            [[i] for i in range(len(texts))],
+            truncated,
+            None,
         )
     if window < 1:
         raise QueryError(
@@ -294,6 +374,9 @@ def expand(query: str, texts: list[str], config: Any, counter: TokenCounter | No
             "max_length to chunk documents"
         )
     overlap = resolve_overlap(config.chunk_overlap, window)
+    # The windows' tokens, at most: only this much of a document is tokenized.
+    covered = window + (config.max_chunks_per_document - 1) * (window - overlap)
+    encoded = [e for e, _ in counter.encode_prefixes(texts, covered, offsets=True)]
     pairs: list[Pair] = []
     slot_of: dict[str, int] = {}
     windows: list[list[int]] = []

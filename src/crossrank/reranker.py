@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from crossrank.bounds import CharBudget, bounded_documents, check_query
 from crossrank.config import RerankConfig, check_top_k, config_from_settings
 from crossrank.credentials import check_stage_key_env
 from crossrank.documents import describe, document_id, document_text, original_score, text_problem
@@ -32,7 +33,7 @@ from crossrank.stage import StageSpec, parse_stage, resolve_query, stage_config
 logger = logging.getLogger("crossrank")
 
 # Beyond this many candidates a cross-encoder stage costs seconds to minutes per query on CPU;
-# it still works (memory is bounded by the batch), but the caller is told once per call.
+# it still works (up to `max_documents`, crossrank.bounds), but the caller is told once per call.
 PRACTICAL_MAX_CANDIDATES = 1000
 
 # The warning about unreadable documents names at most this many of them (and counts the rest);
@@ -175,6 +176,7 @@ class Reranker:
         problem = text_problem(query)
         if problem is not None:
             raise QueryError(f"query {problem}")
+        check_query(query, config)
         if documents is None:
             raise TypeError(
                 "documents is None: pass a list of documents to rerank (an empty list gives [])"
@@ -186,7 +188,7 @@ class Reranker:
         if not isinstance(documents, Iterable):
             kind = type(documents).__name__
             raise TypeError(f"documents must be a list of documents, not {kind}")
-        docs = list(documents)
+        docs = bounded_documents(documents, config)
         top_k = config.top_k if top_k is _UNSET else check_top_k(top_k)
         if len(docs) > PRACTICAL_MAX_CANDIDATES:
             logger.warning(
@@ -202,6 +204,7 @@ class Reranker:
         unreadable: dict[int, str] = {}
         previous: list[Any] = []
         field = config.original_score_field
+        budget = CharBudget(config)
         for i, doc in enumerate(docs):
             doc_id = document_id(doc, i)
             ids.append(doc_id)
@@ -219,6 +222,7 @@ class Reranker:
                 slots.append(None)
                 previous.append(_previous_or_none(doc, field, i, doc_id))
                 continue
+            budget.check(text, i, doc_id)  # before any tokenizing (crossrank.bounds)
             previous.append(original_score(doc, field, i, doc_id))
             slot = slot_of_text.get(text)
             if slot is None:  # identical texts are scored once

@@ -109,6 +109,11 @@ HOSTED_SETTINGS = frozenset(
         "tokenizer",
         "scorer_api_key_env",
         "on_unreadable",
+        # Input bounds (crossrank.bounds): checked before anything is sent.
+        "max_documents",
+        "max_document_chars",
+        "max_query_chars",
+        "max_total_chars",
     }
 )
 
