@@ -177,3 +177,27 @@ def test_sigterm_under_load_finishes_what_it_accepted(tiny_model):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_model_that_cannot_load_stops_the_server(tmp_path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crossrank.server",
+            "--model",
+            str(tmp_path / "nothing"),
+            "--port",
+            "0",
+        ],  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 5
+    assert "failed to load" in done.stderr

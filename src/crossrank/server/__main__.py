@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CrossrankError, ValueError) as exc:
         print(f"crossrank serve: {exc}", file=sys.stderr)
         return 4
-    serve(app, settings)
-    return 0
+    return 0 if serve(app, settings) else 5  # 5: the model cannot be loaded (as the CLI)
 
 
 if __name__ == "__main__":

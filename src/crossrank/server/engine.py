@@ -13,6 +13,7 @@ A request's bad input (an empty query, a document with no readable text) comes b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -120,20 +121,42 @@ class Engine:
         return [(r.index, r.score) for r in results]
 
     def score(self, pairs: list[list[str]]) -> list[float]:
-        """One score per pair, in input order (pairs grouped by query, one call per query)."""
+        """One score per pair, in input order. Pairs are grouped by query, one `rerank` per
+        query; several queries are scored together (`arerank`), so their pairs share the
+        micro-batcher's rounds instead of one round after another."""
+        groups = group_by_query([(q, d) for q, d in pairs])
+        if len(groups) == 1:
+            query, indices = groups[0]
+            outcomes: list[Any] = [self._rerank_group(query, [pairs[i][1] for i in indices])]
+        else:
+            outcomes = asyncio.run(self._rerank_groups(pairs, groups))
         scores = [0.0] * len(pairs)
-        for query, indices in group_by_query([(q, d) for q, d in pairs]):
-            texts = [pairs[i][1] for i in indices]
-            try:
-                ranked = self.reranker.rerank(query, texts, top_k=None)
-            except QueryError as exc:
-                raise BadRequest(422, f"pairs[{indices[0]}][0] (the query): {exc}") from None
-            except DocumentError as exc:
-                where = indices[exc.index] if exc.index is not None else indices[0]
-                raise BadRequest(422, f"pairs[{where}][1]: {_reason(exc)}") from None
-            for r in ranked:
+        for (_, indices), outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome, QueryError):
+                raise BadRequest(422, f"pairs[{indices[0]}][0] (the query): {outcome}") from None
+            if isinstance(outcome, DocumentError):
+                where = indices[outcome.index] if outcome.index is not None else indices[0]
+                raise BadRequest(422, f"pairs[{where}][1]: {_reason(outcome)}") from None
+            if isinstance(outcome, BaseException):
+                raise outcome
+            for r in outcome:
                 scores[indices[r.index]] = r.score
         return scores
+
+    def _rerank_group(self, query: str, texts: list[str]) -> Any:
+        try:
+            return self.reranker.rerank(query, texts, top_k=None)
+        except (QueryError, DocumentError) as exc:
+            return exc
+
+    async def _rerank_groups(
+        self, pairs: list[list[str]], groups: list[tuple[str, list[int]]]
+    ) -> list[Any]:
+        calls = [
+            self.reranker.arerank(query, [pairs[i][1] for i in indices], top_k=None)
+            for query, indices in groups
+        ]
+        return await asyncio.gather(*calls, return_exceptions=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         return self.pool.submit(fn, *args)

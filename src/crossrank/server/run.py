@@ -8,7 +8,9 @@ while the others finish gets a refused connection. Here the first SIGTERM (or SI
 2. waits until none is in flight, or `shutdown_timeout` has passed;
 3. then lets uvicorn stop (its graceful shutdown gets what is left of the deadline).
 
-A second signal stops at once, as uvicorn does.
+A second signal stops at once, as uvicorn does. A model that fails to load or to pass its
+self-check stops the server too (`serve` returns False), rather than leaving a process that
+answers 503 forever.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ class DrainingServer(uvicorn.Server):
         self._rerank = app.state.server
         self._settings = settings
         self._draining = False
+        self.load_failed = False
+        threading.Thread(target=self._watch_load, name="crossrank-load-watch", daemon=True).start()
+
+    def _watch_load(self) -> None:
+        self._rerank.wait_ready()
+        if self._rerank.state == "failed":
+            self.load_failed = True
+            self.should_exit = True
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self._draining:  # the second signal: stop now
@@ -50,8 +60,9 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(app: Starlette, settings: ServerSettings, log_level: str = "info") -> None:
-    """Serve `app` on `settings.host:port` until SIGTERM / SIGINT (blocking)."""
+def serve(app: Starlette, settings: ServerSettings, log_level: str = "info") -> bool:
+    """Serve `app` on `settings.host:port` until SIGTERM / SIGINT (blocking); False when the
+    model failed to load."""
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -61,4 +72,6 @@ def serve(app: Starlette, settings: ServerSettings, log_level: str = "info") -> 
         timeout_graceful_shutdown=int(settings.shutdown_timeout) + 1,
         lifespan="on",
     )
-    DrainingServer(config, app, settings).run()
+    server = DrainingServer(config, app, settings)
+    server.run()
+    return not server.load_failed
