@@ -193,7 +193,7 @@ def test_a_model_that_cannot_load_stops_the_server(tmp_path):
             str(tmp_path / "nothing"),
             "--port",
             "0",
-        ],  # fmt: skip
+        ],
         env=env,
         capture_output=True,
         text=True,
