@@ -159,3 +159,22 @@ def test_wrong_methods_and_routes_are_json_4xx(client):
 def test_still_correct_after_the_fuzz(client, reference):
     answer = client.post("/score", json=VALID["/score"]).json()["scores"]
     assert answer == pytest.approx(reference, abs=1e-6)
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "abc", "-1"])
+def test_a_malformed_content_length_is_a_4xx(tiny_model, length):
+    import asyncio
+
+    import httpx
+
+    app = build_app(EngineSettings(model=tiny_model))
+    app.state.server.state = "ready"  # the check comes before any scoring
+
+    async def call():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            request = client.build_request("POST", "/score", content=b"{}")
+            request.headers["content-length"] = length
+            return await client.send(request)
+
+    assert 400 <= asyncio.run(call()).status_code < 500
