@@ -269,3 +269,22 @@ def test_binds_this_machine_only_by_default():
     assert ServerSettings().host == "127.0.0.1"
     assert ServerSettings().max_client_batch_size == 1000
     assert ServerSettings().max_concurrent_requests >= 64
+
+
+def test_serves_a_stage_config(tiny_model, tmp_path):
+    stage = {
+        "stage_type": "sort",
+        "stage_id": "rerank",
+        "parameters": {"inference_name": tiny_model, "top_n": 2, "document_field": "body"},
+    }
+    served = Reranker.from_stage(stage)
+    expected = [(r.index, r.score) for r in Reranker(model=tiny_model).rerank(QUERY, DOCS)]
+    with running_server(served) as (url, _):
+        # the stage's per-call settings (top_n, document_field) are the caller's, not the server's
+        answer = httpx.post(f"{url}/rerank", json={"query": QUERY, "texts": DOCS}).json()
+        assert_same([(a["index"], a["score"]) for a in answer], expected)
+
+
+def test_on_unreadable_other_than_raise_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="on_unreadable"):
+        build_app(EngineSettings(model=tiny_model, on_unreadable="skip"))
