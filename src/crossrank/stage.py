@@ -19,7 +19,6 @@ model spelling it was read with, so reading and writing a stage gives back an eq
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from crossrank import jsonio
 from crossrank.config import RerankConfig
 from crossrank.credentials import check_stage_key_env
 from crossrank.documents import _REFUSED, PATH_RULE, ReadError, absent, lookup, safe_repr
@@ -235,14 +235,10 @@ def _load(source: Any) -> Any:
             "a stage config is a dict, JSON text, or the path of a JSON file, "
             f"not {type(source).__name__}"
         )
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not valid JSON ({exc})") from exc
-    except RecursionError:
-        raise ConfigError(f"{where}: JSON nested too deeply to read") from None
-    except ValueError as exc:  # a number past Python's 4300-digit limit
-        raise ConfigError(f"{where}: not valid JSON ({safe_repr(str(exc), 200)})") from None
+    try:  # the one JSON reader of untrusted text (the CLI and the server read with it too)
+        return jsonio.loads(text, where)
+    except jsonio.JsonInputError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:

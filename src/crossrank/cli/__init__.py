@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from crossrank import __version__
-from crossrank.cli import demo, eval, quantize, rerank
+from crossrank.cli import demo, eval, quantize, rerank, serve
 from crossrank.cli.exit_codes import (
     EXIT_CODES,
     EXIT_CONFIG,
@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 MODEL_ENV = "CROSSRANK_MODEL"  # the `model` setting's variable (crossrank.cli.options)
-SUBCOMMANDS = (rerank, eval, quantize, demo)
+SUBCOMMANDS = (rerank, eval, quantize, demo, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
