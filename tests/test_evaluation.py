@@ -23,6 +23,7 @@ from crossrank import RerankConfig
 from crossrank.cli import EXIT_USAGE, main
 from crossrank.evaluation import (
     EvalDataError,
+    format_thresholds,
     load_beir,
     parse_gain,
     read_trec_run,
@@ -92,6 +93,52 @@ def test_metrics_match_hand_computed_values(beir):
         {"NDCG@10": RERANKED_NDCG, "MRR@10": (1 + 1 / 2) / 2, "R@3": 1.0, "R@10": 1.0}
     )
     assert set(reranked.latency_ms) == {"mean", "p50", "p95"}
+
+
+def test_threshold_sweep_matches_hand_counted_values(beir):
+    report = run_evaluation(
+        collection(beir),
+        read_trec_run(beir / "run.tsv", depth=3),
+        [
+            ("table", RerankConfig(scorer=table_scorer)),
+            ("floor", RerankConfig(scorer=table_scorer, min_results=1)),
+        ],
+        depth=3,
+        thresholds=[0.5, 0.8, 0.95],
+    )
+    # q1 reranked: d1 .9 (rel), d3 .5 (rel), d2 .1; q2: d1 .9, d4 .8 (rel), d5 .2.
+    table, floor = report.results[1].thresholds, report.results[2].thresholds
+    assert table == [
+        {"threshold": 0.5, "kept_per_query": 2.0, "precision": 0.75, "recall": 1.0,
+         "empty_queries": 0},
+        # d4 at exactly 0.8 is kept (inclusive, as the engine's score_threshold).
+        {"threshold": 0.8, "kept_per_query": 1.5, "precision": pytest.approx(2 / 3),
+         "recall": 0.75, "empty_queries": 0},
+        {"threshold": 0.95, "kept_per_query": 0.0, "precision": None, "recall": 0.0,
+         "empty_queries": 2},
+    ]  # fmt: skip
+    assert floor[2] == {  # min_results=1 keeps each query's best: d1, relevant for q1 only
+        "threshold": 0.95,
+        "kept_per_query": 1.0,
+        "precision": 0.5,
+        "recall": 0.25,
+        "empty_queries": 0,
+    }
+    assert report.results[0].thresholds == []  # the first stage has no scores to cut
+    text = format_thresholds(report)
+    assert "score thresholds, table:" in text and "score thresholds, floor:" in text
+    assert "     0.95        0.00          -   0.0000      2" in text
+    json.dumps(report.to_json())  # None, not NaN: valid JSON
+
+
+def test_no_sweep_without_thresholds(beir):
+    report = run_evaluation(
+        collection(beir),
+        read_trec_run(beir / "run.tsv", depth=3),
+        [("table", RerankConfig(scorer=table_scorer))],
+        depth=3,
+    )
+    assert report.results[1].thresholds == [] and format_thresholds(report) == ""
 
 
 def test_exponential_gain(beir):
@@ -261,3 +308,25 @@ def test_cli_eval_first_stage_only_says_nothing_was_reranked(beir, tmp_path, cap
     printed = capsys.readouterr().out
     assert "first stage only" in printed and "nothing reranked" in printed
     assert "of the first stage reranked" not in printed
+
+
+@pytest.mark.trained_model
+def test_cranfield_threshold_sweep_with_the_trained_model(cranfield, trained_model):
+    data = collection(cranfield, parse_gain(CRANFIELD_GAIN))
+    thresholds = [0.01, 0.1, 0.5, 0.9]
+    report = run_evaluation(
+        data,
+        "bm25",
+        [("minilm", RerankConfig(model=trained_model))],
+        depth=10,
+        max_queries=5,
+        thresholds=thresholds,
+    )
+    rows = report.results[1].thresholds
+    assert [r["threshold"] for r in rows] == thresholds
+    kept = [r["kept_per_query"] for r in rows]
+    recall = [r["recall"] for r in rows]
+    assert kept == sorted(kept, reverse=True) and recall == sorted(recall, reverse=True)
+    assert 0 < kept[0] <= 10 and all(r["empty_queries"] <= 5 for r in rows)
+    # The lowest threshold keeps (almost) everything: recall is the first stage's R@10 or less.
+    assert recall[0] <= report.results[0].metrics["R@10"] + 1e-9

@@ -265,3 +265,90 @@ def test_a_malformed_stage_file_is_one_line_on_the_command_line(tmp_path, capsys
     assert main(argv) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert "not UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
+# -- context selection: crossrank's extensions to the seed's parameters --------------------------
+
+CONTEXT_STAGE = {
+    "stage_name": "rerank",
+    "stage_type": "sort",
+    "config": {
+        "stage_id": "rerank",
+        "parameters": {
+            "feature_uri": "test-recorder",
+            "top_n": 2,
+            "score_threshold": 0.5,
+            "min_results": 1,
+        },
+    },
+}
+
+
+def test_a_stage_takes_the_context_settings_and_writes_them_back(scorer_name):
+    stage = json.loads(json.dumps(CONTEXT_STAGE))
+    rr = Reranker.from_stage(stage)
+    assert (rr.config.score_threshold, rr.config.min_results) == (0.5, 1)
+    assert rr.to_stage() == CONTEXT_STAGE
+    # known_score: b 2.027, a 0.016, c 0.013 -> top_n keeps b, a; the threshold keeps b.
+    ranked = rr.rerank("cross encoder", DOCS)
+    assert [r.document_id for r in ranked] == ["b"]
+    assert ranked.dropped["top_k"] == 1 and ranked.dropped["score_threshold"] == 1
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"score_threshold": 1e9}, []),  # empty: min_results defaults to 0
+        ({"score_threshold": 1e9, "min_results": 2}, ["b", "c"]),  # the floor holds
+        ({"score_threshold": 1e9, "min_results": 2, "top_n": 1}, ["b"]),  # top_n caps it
+    ],
+)
+def test_stage_threshold_floor_and_top_n(scorer_name, parameters, expected):
+    rr = Reranker.from_stage(
+        {"stage_type": "sort", "parameters": {"feature_uri": "test-recorder", **parameters}}
+    )
+    ranked = rr.rerank("how does a cross encoder rerank", DOCS)
+    by_score = sorted(
+        DOCS, key=lambda d: -known_score("how does a cross encoder rerank", d["content"])
+    )
+    assert [r.document_id for r in ranked] == expected
+    assert [d["id"] for d in by_score][: len(expected)] == expected  # the best, in order
+
+
+def test_stage_token_budget_with_a_named_tokenizer(scorer_name, tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    count = {d["id"]: len(tok(d["content"], add_special_tokens=False)["input_ids"]) for d in DOCS}
+    stage = {
+        "stage_type": "sort",
+        "stage_id": "rerank",
+        "parameters": {
+            "feature_uri": "test-recorder",
+            "max_context_tokens": count["b"] + count["a"],  # b, a fit; c does not
+            "context_tokenizer": tiny_model,
+        },
+    }
+    rr = Reranker.from_stage(stage)
+    assert rr.to_stage() == stage
+    ranked = rr.rerank("cross encoder", DOCS)
+    assert [(r.document_id, r.context_tokens) for r in ranked] == [
+        ("b", count["b"]),
+        ("a", count["a"]),
+    ]
+    assert ranked.dropped["max_context_tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"max_context_tokens": -1, "context_tokenizer": "cl100k_base"}, "max_context_tokens"),
+        ({"score_threshold": "NaN"}, "score_threshold"),
+        ({"min_results": -2}, "min_results"),
+        ({"max_context_tokens": 50}, "needs context_tokenizer"),
+    ],
+)
+def test_bad_context_parameters_are_config_errors(scorer_name, parameters, named):
+    stage = {"stage_type": "sort", "parameters": {"feature_uri": "test-recorder", **parameters}}
+    with pytest.raises(ConfigError, match=named):
+        Reranker.from_stage(stage)

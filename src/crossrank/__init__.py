@@ -17,7 +17,7 @@ from crossrank.errors import (
 )
 from crossrank.models import CrossEncoderScorer, ModelScorer
 from crossrank.reranker import Reranker
-from crossrank.results import RankedDocument
+from crossrank.results import RankedDocument, RankedList
 from crossrank.scorers import CallableScorer, HttpScorer, Scorer
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "ModelScorer",
     "QueryError",
     "RankedDocument",
+    "RankedList",
     "RerankConfig",
     "Reranker",
     "Scorer",

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
@@ -58,7 +59,13 @@ COUNT_SETTINGS = (
     "max_document_chars",
     "max_query_chars",
     "max_total_chars",
+    "min_results",
+    "max_context_tokens",
 )
+
+# Which ranked documents reach an LLM's context (crossrank.context): crossrank's extensions
+# to the stage contract, applied after `top_k`.
+CONTEXT_SETTINGS = ("score_threshold", "min_results", "max_context_tokens", "context_tokenizer")
 
 
 def check_top_k(value: Any) -> int | None:
@@ -88,6 +95,11 @@ class EngineSettings(BaseModel):
     such as bge-reranker or ms-marco MiniLM this is a sigmoid, so scores lie in (0, 1));
     `"sigmoid"` forces a sigmoid; `"none"` returns raw logits. A custom `scorer` returns the
     final scores itself, so it takes no `activation`.
+
+    Context selection (`CONTEXT_SETTINGS`, crossrank's extensions: `score_threshold`,
+    `min_results`, `max_context_tokens`, `context_tokenizer`) applies after `top_k`; see
+    `crossrank.context`. They are stage settings, not per-call ones, so they live here and
+    reach the integrations, stage JSON and the command line with the rest.
     """
 
     # No "model_" protected namespace: `model` and later `model_family` are contract names.
@@ -256,6 +268,78 @@ class EngineSettings(BaseModel):
         default=10_000_000,
         description="Most characters in all of one call's document texts together.",
     )
+
+    # Context selection (see crossrank.context): after top_k, which documents reach the LLM.
+    score_threshold: FiniteFloat | None = Field(
+        default=None,
+        description=(
+            "Keep only documents whose score is at least this (inclusive), after top_k; on the "
+            "scale `activation` gives (default: a probability for one-logit models; 'none': a "
+            "raw logit). None keeps all. As LangChain's FlashrankRerank.score_threshold."
+        ),
+    )
+    min_results: NonNegativeInt = Field(
+        default=0,
+        description=(
+            "A floor under score_threshold: the best N documents (of those top_k kept) are "
+            "returned even when they score below it. 0: a threshold may return nothing."
+        ),
+    )
+    max_context_tokens: PositiveInt | None = Field(
+        default=None,
+        description=(
+            "Token budget of the returned documents' texts, counted with context_tokenizer: "
+            "documents are kept best first while the sum fits; the first that does not fit "
+            "ends the selection (documents are never cut). A hard limit, above min_results."
+        ),
+    )
+    context_tokenizer: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The LLM's tokenizer, counting max_context_tokens: a tiktoken encoding name "
+            "(cl100k_base, o200k_base; needs tiktoken), or a Hugging Face tokenizer name or "
+            "folder. Default: the reranker's own tokenizer (the model's, or `tokenizer`)."
+        ),
+    )
+
+    @field_validator("score_threshold", mode="before")
+    @classmethod
+    def _refuse_bool_threshold(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"score_threshold must be a number, not {value}")
+        return value
+
+    @field_validator("context_tokenizer")
+    @classmethod
+    def _check_context_tokenizer(cls, value: str | None) -> str | None:
+        from crossrank.context import check_tokenizer_name
+
+        return None if value is None else check_tokenizer_name(value)
+
+    @model_validator(mode="after")
+    def _check_context(self) -> Any:
+        if self.context_tokenizer is not None and self.max_context_tokens is None:
+            raise ValueError(
+                "context_tokenizer is set but max_context_tokens is not: the tokenizer counts "
+                "the token budget, so set max_context_tokens too (or leave context_tokenizer "
+                "unset)"
+            )
+        if self.max_context_tokens is not None and self.context_tokenizer is None:
+            from crossrank.scorers.hosted import hosted_model
+
+            if self.scorer is None and hosted_model(self.model) is not None:
+                what = f"a hosted model ({self.model})"
+            elif self.scorer is not None and self.tokenizer is None:
+                what = "a custom scorer"
+            else:
+                return self
+            raise ValueError(
+                f"max_context_tokens with {what} needs context_tokenizer (the LLM's "
+                "tokenizer: a tiktoken encoding or a Hugging Face tokenizer name or folder) to "
+                "count the budget; the scorer has no tokenizer of its own here"
+            )
+        return self
 
     @field_validator("scorer")
     @classmethod

@@ -13,6 +13,14 @@ stage's top `depth` per query with crossrank; the metrics of every ranking come 
 A ranking is evaluated in the order crossrank produced it: each document is handed to the
 metric library with a score derived from its rank, so ties are never re-broken by document id.
 
+Choosing a `score_threshold` (`thresholds=`, `crossrank eval --thresholds 0.1,0.3,0.5`): each
+configuration's reranked lists are cut at each threshold as the engine would (scores at or
+above it, inclusive; the configuration's `min_results` floor), and for each threshold the
+report gives the mean number of documents kept per query, precision (the share of all kept
+documents that are judged relevant) and recall (per query, the judged relevant documents kept
+over all judged relevant ones, averaged; so at most the first stage's recall at `depth`).
+These are counts over the judgements, not ranking metrics, so they are computed here.
+
 Judgement codes that are not gains (Cranfield: 1 = most relevant .. 4, and -1) are mapped
 with a gain mapping such as ``1=4,2=3,3=2,4=1,-1=drop``; every code in the qrels must then be
 mapped. Queries without a positive judgement are left out (they cannot be scored).
@@ -304,6 +312,7 @@ class ConfigResult:
     latency_ms: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
     truncated_documents: int | None = None
+    thresholds: list[dict[str, Any]] = field(default_factory=list)  # ThresholdRow dicts
 
 
 @dataclass
@@ -339,14 +348,63 @@ def _settings(config: RerankConfig) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class ThresholdRow:
+    """What one score threshold keeps, over the evaluated queries."""
+
+    threshold: float
+    kept_per_query: float  # mean number of documents kept per query
+    precision: float | None  # share of all kept documents that are relevant; None: none kept
+    recall: float  # mean over queries of (relevant kept / relevant judged)
+    empty_queries: int  # queries left with no document
+
+
+def threshold_sweep(
+    qrels: dict[str, dict[str, int]],
+    scored: dict[str, list[tuple[str, float]]],
+    query_ids: Sequence[str],
+    thresholds: Sequence[float],
+    min_results: int = 0,
+) -> list[ThresholdRow]:
+    """Each threshold applied to each query's reranked (document, score) list, best first, by
+    the engine's rule (crossrank.context): scores >= threshold, at least `min_results`."""
+    rows = []
+    for threshold in thresholds:
+        kept_total = relevant_kept = empty = 0
+        recall = 0.0
+        for q in query_ids:
+            ranked = scored.get(q, [])
+            above = sum(1 for _, s in ranked if s >= threshold)  # best first: a prefix
+            kept = [d for d, _ in ranked[: max(above, min(min_results, len(ranked)))]]
+            relevant = {d for d, g in qrels.get(q, {}).items() if g > 0}
+            hits = sum(1 for d in kept if d in relevant)
+            kept_total += len(kept)
+            relevant_kept += hits
+            empty += not kept
+            recall += hits / len(relevant) if relevant else 0.0
+        n = max(1, len(query_ids))
+        rows.append(
+            ThresholdRow(
+                threshold,
+                kept_total / n,
+                relevant_kept / kept_total if kept_total else None,
+                recall / n,
+                empty,
+            )
+        )
+    return rows
+
+
 def rerank_first_stage(
     reranker: Reranker,
     collection: Collection,
     first_stage: Ranking,
     query_ids: Sequence[str],
     progress: Callable[[int], None] | None = None,
+    scored: dict[str, list[tuple[str, float]]] | None = None,
 ) -> tuple[dict[str, list[str]], list[float], int]:
-    """Each query's first-stage candidates reranked: rankings, seconds per query, truncated."""
+    """Each query's first-stage candidates reranked: rankings, seconds per query, truncated.
+    `scored`, if given, receives each query's (document id, score) list, best first."""
     rankings: dict[str, list[str]] = {}
     seconds: list[float] = []
     truncated = 0
@@ -355,7 +413,9 @@ def rerank_first_stage(
     logger.addFilter(quiet)
     try:
         for q in query_ids:
-            truncated += _rerank_one(reranker, collection, first_stage, q, rankings, seconds)
+            truncated += _rerank_one(
+                reranker, collection, first_stage, q, rankings, seconds, scored
+            )
             if progress is not None:
                 progress(1)
     finally:
@@ -370,6 +430,7 @@ def _rerank_one(
     q: str,
     rankings: dict[str, list[str]],
     seconds: list[float],
+    scored: dict[str, list[tuple[str, float]]] | None = None,
 ) -> int:
     candidates = [
         {"id": d, "content": collection.corpus[d], "score": s}
@@ -380,6 +441,8 @@ def _rerank_one(
     ranked = reranker.rerank(collection.queries[q], candidates)
     seconds.append(time.perf_counter() - started)
     rankings[q] = [r.document_id for r in ranked]
+    if scored is not None:
+        scored[q] = [(r.document_id, r.score) for r in ranked]
     return sum(1 for r in ranked if r.truncated)
 
 
@@ -392,8 +455,11 @@ def run_evaluation(
     ndcg_gain: str = "linear",
     max_queries: int | None = None,
     progress_factory: Callable[[str, int], Any] | None = None,
+    thresholds: Sequence[float] = (),
 ) -> EvalReport:
     """Evaluate the first stage and each reranking configuration on the same queries.
+
+    `thresholds`: score thresholds to sweep for each configuration (`threshold_sweep`).
 
     `first_stage` is "bm25" or a ready ranking (e.g. from `read_trec_run`). `progress_factory`
     (name, total) may return an object with `update(n)` and `close()` (a tqdm bar).
@@ -429,9 +495,10 @@ def run_evaluation(
         if config.scorer is None:  # load the model first: loading is not a query's latency
             reranker.rerank("warm-up", ["load the model before timing"])
         bar = progress_factory(name, len(query_ids)) if progress_factory else None
+        scored: dict[str, list[tuple[str, float]]] = {}
         try:
             rankings, seconds, truncated = rerank_first_stage(
-                reranker, collection, ranking, query_ids, bar.update if bar else None
+                reranker, collection, ranking, query_ids, bar.update if bar else None, scored
             )
         finally:
             if bar is not None:
@@ -443,6 +510,12 @@ def run_evaluation(
                 _latency(seconds),
                 _settings(config),
                 truncated,
+                [
+                    vars(row)
+                    for row in threshold_sweep(
+                        collection.qrels, scored, query_ids, thresholds, config.min_results
+                    )
+                ],
             )
         )
     return EvalReport(len(query_ids), depth, label, ndcg_gain, results)
@@ -475,6 +548,34 @@ def format_table(report: EvalReport) -> str:
         "documents (summed over queries) whose text was not all scored"
     )
     return "\n".join(lines)
+
+
+def format_thresholds(report: EvalReport) -> str:
+    """The threshold sweep of each configuration as a table ('' when none was asked)."""
+    blocks = []
+    for r in report.results:
+        if not r.thresholds:
+            continue
+        head = (
+            f"{'threshold':>9}  {'kept/query':>10}  {'precision':>9}  {'recall':>7}  {'empty':>5}"
+        )
+        lines = [f"score thresholds, {r.name}:", head, "-" * len(head)]
+        for row in r.thresholds:
+            precision = "-" if row["precision"] is None else f"{row['precision']:.4f}"
+            lines.append(
+                f"{row['threshold']:>9g}  {row['kept_per_query']:>10.2f}  {precision:>9}  "
+                f"{row['recall']:>7.4f}  {row['empty_queries']:>5}"
+            )
+        blocks.append("\n".join(lines))
+    if not blocks:
+        return ""
+    blocks.append(
+        f"kept/query: mean documents at or above the threshold per query (of the top "
+        f"{report.depth} reranked); precision: share of kept documents judged relevant; "
+        "recall: judged relevant documents kept, per query, averaged; empty: queries left "
+        "with nothing"
+    )
+    return "\n\n".join(blocks)
 
 
 def plot_report(report: EvalReport, path: str | Path) -> None:

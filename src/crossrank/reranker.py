@@ -3,7 +3,8 @@
 Data flow of one call:
     documents --read text/id/score (documents.py)--> unique texts
     unique texts --(query, text) pairs--> scorer --check_scores--> one float per unique text
-    scores --fan out to duplicates, stable sort, cut at top_k--> list[RankedDocument]
+    scores --fan out to duplicates, stable sort, cut at top_k--> ranked
+    ranked --score_threshold, min_results, max_context_tokens (context.py)--> RankedList
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from pydantic import SecretStr
 
 from crossrank.bounds import CharBudget, bounded_documents, check_query
 from crossrank.config import RerankConfig, check_top_k, config_from_settings
+from crossrank.context import ContextCounter, context_counter, select
+from crossrank.context import report as report_selection
 from crossrank.credentials import check_stage_key_env
 from crossrank.documents import describe, document_id, document_text, original_score, text_problem
 from crossrank.errors import ConfigError, DocumentError, QueryError
 from crossrank.long_documents import Expansion, expand, token_counter
 from crossrank.long_documents import report as report_truncation
 from crossrank.models import ModelScorer
-from crossrank.results import RankedDocument
+from crossrank.results import RankedDocument, RankedList
 from crossrank.scorers import check_scores, make_scorer
 from crossrank.scorers.base import scorer_name
 from crossrank.stage import StageSpec, parse_stage, resolve_query, stage_config
@@ -60,6 +63,8 @@ class _Prepared:
     top_k: int | None
     expansion: Expansion  # unique texts -> pairs (windows when chunking) and back
     unreadable: dict[int, str]  # document index -> its problem (on_unreadable skip / last)
+    texts: list[str]  # the unique texts (text_slot indexes them)
+    context: ContextCounter | None  # counts max_context_tokens; None without a budget
 
 
 class Reranker:
@@ -238,9 +243,22 @@ class Reranker:
             config,
             counter.max_length if counter else None,
         )
-        return _Prepared(docs, ids, expansion.pairs, slots, previous, top_k, expansion, unreadable)
+        # Loaded now, before scoring: a tokenizer that cannot be found fails before any work.
+        context = context_counter(config, self.scorer)
+        return _Prepared(
+            docs,
+            ids,
+            expansion.pairs,
+            slots,
+            previous,
+            top_k,
+            expansion,
+            unreadable,
+            texts,
+            context,
+        )
 
-    def _finish(self, prepared: _Prepared, raw_scores: Any) -> list[RankedDocument]:
+    def _finish(self, prepared: _Prepared, raw_scores: Any) -> RankedList[RankedDocument]:
         if prepared.pairs:
             checked = check_scores(raw_scores, len(prepared.pairs), scorer_name(self.scorer))
             unique, best_chunk = prepared.expansion.fold(checked)
@@ -252,10 +270,24 @@ class Reranker:
         order = sorted(scored, key=lambda i: -unique[slots[i]])  # type: ignore[index]
         if self._config.on_unreadable == "last":
             order += [i for i, slot in enumerate(slots) if slot is None]
-        if prepared.top_k is not None:
-            order = order[: prepared.top_k]
-        results = []
-        for position, i in enumerate(order):
+
+        def score(i: int) -> float:
+            slot = slots[i]
+            return UNSCORED if slot is None else unique[slot]
+
+        def text(i: int) -> str | None:
+            slot = slots[i]
+            return None if slot is None else prepared.texts[slot]
+
+        skipped = len(prepared.unreadable) if self._config.on_unreadable == "skip" else 0
+        chosen = select(order, score, text, self._config, prepared.top_k, prepared.context, skipped)
+        report_selection(chosen, self._config, len(slots))
+        tokens = chosen.tokens
+        results = RankedList[RankedDocument](
+            dropped=chosen.dropped,
+            context_tokens=None if tokens is None else sum(tokens.values()),
+        )
+        for position, i in enumerate(chosen.order):
             slot = slots[i]
             results.append(
                 RankedDocument(
@@ -268,6 +300,7 @@ class Reranker:
                     truncated=None if slot is None else prepared.expansion.truncated[slot],
                     best_chunk=None if slot is None else best_chunk[slot],
                     unreadable=prepared.unreadable.get(i),
+                    context_tokens=None if tokens is None else tokens[i],
                 )
             )
         return results
@@ -282,15 +315,18 @@ class Reranker:
         inputs: Mapping[str, Any] | None = None,
         top_k: int | None = _UNSET,
         progress: Callable[[int], None] | None = None,
-    ) -> list[RankedDocument]:
-        """Score every document against `query` and return the best `top_k`, best first.
+    ) -> RankedList[RankedDocument]:
+        """Score every document against `query` and return the best `top_k`, best first,
+        then those the context settings keep (`score_threshold`, `min_results`,
+        `max_context_tokens`; see `crossrank.context`).
 
         `query` None uses the config's `query`, filling a `{{INPUT.name}}` template from
         `inputs` (`rerank(inputs={"question": ...}, documents=docs)`). `top_k` overrides the
         config's for this call (None keeps all). `progress`, if given, is called with the
-        number of pairs done after each model batch. Raises `DocumentError`, `QueryError` or
-        `ScorerError` on bad input or a bad scorer; never returns a partial or silently
-        reordered result.
+        number of pairs done after each model batch. The result is a list of
+        `RankedDocument`s (a `RankedList`: `.dropped` counts what each setting left out).
+        Raises `DocumentError`, `QueryError` or `ScorerError` on bad input or a bad scorer;
+        never returns a partial or silently reordered result.
         """
         prepared = self._prepare(query, documents, top_k, inputs)
         if not prepared.pairs:
@@ -309,14 +345,16 @@ class Reranker:
         *,
         inputs: Mapping[str, Any] | None = None,
         top_k: int | None = _UNSET,
-    ) -> list[RankedDocument]:
+    ) -> RankedList[RankedDocument]:
         """`rerank` for async code: the event loop is never blocked.
 
         A scorer with an async `ascore` (the HTTP scorer, async callables) is awaited directly;
         any other scorer, including the model, runs in a worker thread. So does the
         preparation when it needs a tokenizer (loading the model, counting tokens).
         """
-        if self._config.tokenizer is None and self._config.scorer is not None:
+        config = self._config
+        loads = config.tokenizer is not None or config.max_context_tokens is not None
+        if config.scorer is not None and not loads:
             prepared = self._prepare(query, documents, top_k, inputs)
         else:
             prepared = await asyncio.to_thread(self._prepare, query, documents, top_k, inputs)
@@ -328,6 +366,8 @@ class Reranker:
             raw = await ascore(prepared.pairs)
         else:
             raw = await asyncio.to_thread(scorer.score, prepared.pairs)
+        if config.max_context_tokens is not None:  # counting tokens is tokenizer work
+            return await asyncio.to_thread(self._finish, prepared, raw)
         return self._finish(prepared, raw)
 
 

@@ -14,7 +14,13 @@ Each returned `Document` is a new object (same class, same `id` and `page_conten
 metadata is a deep copy of the input's with three keys written: `relevance_score` (plain
 float), `original_score` and `rerank_position` (0-based); with `on_unreadable="last"`, a
 document without readable text also gets `unreadable` (its problem) and a `relevance_score`
-of -inf. The caller's documents are never modified.
+of -inf; with `max_context_tokens`, each gets `context_tokens` (its text's tokens, counted with
+`context_tokenizer`). The caller's documents are never modified.
+
+Context selection (`score_threshold`, inclusive and after `top_n` as in FlashrankRerank;
+`min_results`; `max_context_tokens`) is the engine's, inherited with the other settings. The
+compressor returns a list (a `crossrank.RankedList`) whose `.dropped` counts what each setting
+left out.
 
 The engine settings are not repeated here: `CrossRankReranker` inherits them from
 `crossrank.config.EngineSettings`, the definition `crossrank.RerankConfig` inherits too.
@@ -31,7 +37,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.utils import secret_from_env
 from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr, SecretStr, model_validator
 
-from crossrank import RankedDocument, RerankConfig, Reranker
+from crossrank import RankedDocument, RankedList, RerankConfig, Reranker
 from crossrank.config import ENGINE_SETTINGS, EngineSettings
 from crossrank.scorers.http import DEFAULT_API_KEY_ENV
 
@@ -44,6 +50,7 @@ RELEVANCE_SCORE = "relevance_score"
 ORIGINAL_SCORE = "original_score"
 RERANK_POSITION = "rerank_position"
 UNREADABLE = "unreadable"
+CONTEXT_TOKENS = "context_tokens"  # with max_context_tokens: the text's share of the budget
 OUTPUT_KEYS = (RELEVANCE_SCORE, ORIGINAL_SCORE, RERANK_POSITION)
 
 PAGE_CONTENT = "page_content"
@@ -276,6 +283,8 @@ class CrossRankReranker(EngineSettings, BaseDocumentCompressor):
         metadata[RERANK_POSITION] = ranked.rerank_position
         if ranked.unreadable is not None:
             metadata[UNREADABLE] = ranked.unreadable
+        if ranked.context_tokens is not None:
+            metadata[CONTEXT_TOKENS] = ranked.context_tokens
         # model_copy keeps the class, `id`, `page_content` and any extra fields.
         return source.model_copy(update={"metadata": metadata})
 
@@ -300,21 +309,29 @@ class CrossRankReranker(EngineSettings, BaseDocumentCompressor):
     def _top_k(self, top_n: Any) -> int | None:
         return self.top_n if top_n is _UNSET else top_n
 
+    def _to_documents(self, ranked: RankedList[RankedDocument]) -> RankedList[Document]:
+        # A list, as LangChain's compressors return, carrying the engine's drop counts.
+        return RankedList(
+            (self._to_document(r) for r in ranked),
+            dropped=ranked.dropped,
+            context_tokens=ranked.context_tokens,
+        )
+
     def rerank_documents(
         self, documents: Sequence[Document], query: str, *, top_n: int | None = _UNSET
-    ) -> list[Document]:
+    ) -> RankedList[Document]:
         """`compress_documents` with a per-call `top_n` (None keeps all)."""
         docs = self._check_documents(documents)
         ranked = self._engine_now().rerank(query, docs, top_k=self._top_k(top_n))
-        return [self._to_document(r) for r in ranked]
+        return self._to_documents(ranked)
 
     async def arerank_documents(
         self, documents: Sequence[Document], query: str, *, top_n: int | None = _UNSET
-    ) -> list[Document]:
+    ) -> RankedList[Document]:
         """`rerank_documents` for async code: scoring runs off the event loop."""
         docs = self._check_documents(documents)
         ranked = await self._engine_now().arerank(query, docs, top_k=self._top_k(top_n))
-        return [self._to_document(r) for r in ranked]
+        return self._to_documents(ranked)
 
     # -- the peers' rerank(): indexes and scores ----------------------------------------------
 
@@ -384,7 +401,9 @@ class CrossRankReranker(EngineSettings, BaseDocumentCompressor):
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """Rerank `documents` against `query`: new `Document`s, best first, at most `top_n`.
+        """Rerank `documents` against `query`: new `Document`s, best first, at most `top_n`,
+        then those `score_threshold` (inclusive, as FlashrankRerank's), `min_results` and
+        `max_context_tokens` keep. The list's `.dropped` counts what each setting left out.
 
         A document whose text is missing, not a string or empty is handled as
         `on_unreadable` says (default: `crossrank.DocumentError`, naming the document and the

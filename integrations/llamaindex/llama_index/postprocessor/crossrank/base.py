@@ -17,7 +17,12 @@ its own text (``get_content(MetadataMode.NONE)``): a node with no text, such as 
 is unreadable even when its metadata would fill the EMBED view, and `on_unreadable` applies.
 
 The engine settings are not repeated here: `CrossRankRerank` inherits them from
-`crossrank.config.EngineSettings`, the definition `crossrank.RerankConfig` inherits too.
+`crossrank.config.EngineSettings`, the definition `crossrank.RerankConfig` inherits too. So
+the context settings are postprocessor fields beside `top_n`: `score_threshold` (inclusive,
+after `top_n`), `min_results`, `max_context_tokens` with `context_tokenizer` (which counts the
+scored text, `get_content(metadata_mode)`; each kept node's count is under
+`context_tokens`, excluded like the other keys). The returned list (a `crossrank.RankedList`)
+counts what each setting left out in `.dropped`.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from crossrank import DocumentError, QueryError, RerankConfig, Reranker
+from crossrank import DocumentError, QueryError, RankedList, RerankConfig, Reranker
 from crossrank.config import ENGINE_SETTINGS, EngineSettings
+from crossrank.context import DROP_REASONS
 from crossrank.documents import text_problem
 from crossrank.scorers.base import scorer_name
 
@@ -45,6 +51,7 @@ ORIGINAL_SCORE_KEY = "original_score"
 RERANK_POSITION_KEY = "rerank_position"
 RETRIEVAL_SCORE_KEY = "retrieval_score"  # the peers' key (sbert, FlagEmbedding, Cohere)
 UNREADABLE_KEY = "unreadable"  # on_unreadable="last": why the node was not scored
+CONTEXT_TOKENS_KEY = "context_tokens"  # max_context_tokens: the scored text's tokens
 CONTRACT_METADATA_KEYS = (ORIGINAL_SCORE_KEY, RERANK_POSITION_KEY)
 
 # The postprocessor fields that are engine settings: inherited from EngineSettings.
@@ -230,10 +237,15 @@ class CrossRankRerank(EngineSettings, BaseNodePostprocessor):
         return documents
 
     def _to_nodes(
-        self, nodes: Sequence[NodeWithScore], ranked: Sequence[Any]
-    ) -> list[NodeWithScore]:
-        """New NodeWithScore objects over copies of the nodes; the inputs stay untouched."""
-        out = []
+        self,
+        nodes: Sequence[NodeWithScore],
+        ranked: RankedList[Any],
+        out: RankedList[NodeWithScore],
+    ) -> None:
+        """New NodeWithScore objects over copies of the nodes, into `out` (a list, as
+        postprocessors return, with the engine's drop counts); the inputs stay untouched."""
+        out.dropped = dict(ranked.dropped)
+        out.context_tokens = ranked.context_tokens
         for result in ranked:
             source = nodes[result.index]
             node = source.node.model_copy(deep=True)
@@ -246,13 +258,14 @@ class CrossRankRerank(EngineSettings, BaseNodePostprocessor):
                 written[RETRIEVAL_SCORE_KEY] = previous
             if result.unreadable is not None:
                 written[UNREADABLE_KEY] = result.unreadable
+            if result.context_tokens is not None:
+                written[CONTEXT_TOKENS_KEY] = result.context_tokens
             node.metadata = {**node.metadata, **written}
             node.excluded_embed_metadata_keys = _with_keys(
                 node.excluded_embed_metadata_keys, written
             )
             node.excluded_llm_metadata_keys = _with_keys(node.excluded_llm_metadata_keys, written)
             out.append(NodeWithScore(node=node, score=float(result.score)))
-        return out
 
     def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> None:
         dispatcher.event(
@@ -289,13 +302,15 @@ class CrossRankRerank(EngineSettings, BaseNodePostprocessor):
         return query, nodes, documents
 
     @contextmanager
-    def _reranking(self, nodes: list[NodeWithScore], query: str) -> Iterator[list[NodeWithScore]]:
+    def _reranking(
+        self, nodes: list[NodeWithScore], query: str
+    ) -> Iterator[RankedList[NodeWithScore]]:
         """The callback event around one rerank; the caller fills the yielded list, which is
         then reported in the callback's end payload and in the end event."""
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._callback_payload(nodes, query)
         ) as event:
-            new_nodes: list[NodeWithScore] = []
+            new_nodes = RankedList[NodeWithScore](dropped=dict.fromkeys(DROP_REASONS, 0))
             yield new_nodes
             event.on_end(payload={EventPayload.NODES: new_nodes})
         dispatcher.event(ReRankEndEvent(nodes=new_nodes))
@@ -309,7 +324,7 @@ class CrossRankRerank(EngineSettings, BaseNodePostprocessor):
         with self._reranking(nodes, query) as new_nodes:
             if documents:
                 ranked = self.reranker.rerank(query, documents, top_k=self.top_n)
-                new_nodes.extend(self._to_nodes(nodes, ranked))
+                self._to_nodes(nodes, ranked, new_nodes)
         return new_nodes
 
     async def apostprocess_nodes(
@@ -335,7 +350,7 @@ class CrossRankRerank(EngineSettings, BaseNodePostprocessor):
         with self._reranking(nodes, query) as new_nodes:
             if documents:
                 ranked = await self.reranker.arerank(query, documents, top_k=self.top_n)
-                new_nodes.extend(self._to_nodes(nodes, ranked))
+                self._to_nodes(nodes, ranked, new_nodes)
         return new_nodes
 
 
