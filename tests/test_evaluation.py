@@ -330,3 +330,20 @@ def test_cranfield_threshold_sweep_with_the_trained_model(cranfield, trained_mod
     assert 0 < kept[0] <= 10 and all(r["empty_queries"] <= 5 for r in rows)
     # The lowest threshold keeps (almost) everything: recall is the first stage's R@10 or less.
     assert recall[0] <= report.results[0].metrics["R@10"] + 1e-9
+
+
+def test_cli_eval_sweeps_score_thresholds(beir, tiny_model, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    args = ["eval", "--corpus", str(beir / "corpus.jsonl"), "--queries"]
+    args += [str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels.tsv")]
+    args += ["--first-stage", str(beir / "run.tsv"), "--depth", "3", "--model", tiny_model]
+    code = main([*args, "--thresholds=-1e9,1e9", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "score thresholds" in printed and "kept/query" in printed
+    rows = json.loads(out.read_text())["results"][1]["thresholds"]
+    assert [r["threshold"] for r in rows] == [-1e9, 1e9]
+    assert rows[0]["kept_per_query"] == 3 and rows[1]["kept_per_query"] == 0  # all, then none
+    with pytest.raises(SystemExit):
+        main([*args, "--thresholds", "0.1,nan"])
+    assert "--thresholds" in capsys.readouterr().err

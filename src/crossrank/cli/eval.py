@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -61,6 +62,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--json", default="crossrank-eval.json", help="write results here (crossrank-eval.json)"
     )
     e.add_argument("--plot", help="also draw a bar chart here, e.g. out.png (crossrank[plot])")
+    e.add_argument(
+        "--thresholds",
+        type=parse_thresholds,
+        metavar="T,T,...",
+        help="also sweep these score thresholds for each configuration, e.g. 0.1,0.3,0.5: "
+        "documents kept per query, precision and recall at each (see docs/evaluation.md)",
+    )
     add_settings_arguments(
         e,
         RerankConfig,
@@ -69,6 +77,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         title="settings (each also a CROSSRANK_<NAME> environment variable)",
     )
     return e
+
+
+def parse_thresholds(spec: str) -> list[float]:
+    """'0.1,0.3,0.5' -> [0.1, 0.3, 0.5]: finite numbers, as `score_threshold` takes them."""
+    values = []
+    for item in spec.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r} is not a finite number; e.g. --thresholds 0.1,0.3,0.5"
+            )
+        values.append(value)
+    return values
 
 
 def parse_compare(spec: str) -> tuple[str | None, dict[str, Any]]:
@@ -126,8 +150,11 @@ def run(args: argparse.Namespace) -> int:
         ndcg_gain=args.ndcg_gain,
         max_queries=args.max_queries,
         progress_factory=progress_factory,
+        thresholds=args.thresholds or (),
     )
     print(ev.format_table(report))
+    if args.thresholds:
+        print(ev.format_thresholds(report))
     for path in (args.json, args.plot):  # e.g. --json results/run.json into a new folder
         if path and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
