@@ -78,6 +78,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell (median)")
     p.add_argument("--large-repeats", type=int, default=3, help="rounds, large models")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for every contender")
+    p.add_argument(
+        "--max-other-load",
+        type=float,
+        default=(os.cpu_count() or 2) / 2,
+        help="cores busy with other work than the benchmark above which a round is noisy "
+        "(default: half the cores)",
+    )
+    p.add_argument(
+        "--noisy-retries",
+        type=int,
+        default=3,
+        help="times a noisy round is repeated before it is kept and its cell marked noisy",
+    )
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--concurrent-n", type=int, default=50)
     p.add_argument("--concurrent-rounds", type=int, default=1)
@@ -328,19 +341,32 @@ def max_length_of(model: str) -> int:
 
 
 def matmul_peak(dtype: Any, device: str = "cpu", n: int = 0, repeats: int = 5) -> float:
-    """GFLOP/s of torch.matmul on n x n matrices (best of `repeats`)."""
+    """GFLOP/s (GOP/s for int8) of an n x n matrix product (best of `repeats`): torch.matmul,
+    or for int8 `torch._int_mm` (int8 x int8 -> int32, oneDNN's VNNI kernel on this CPU),
+    the roof an int8 IR's matmuls can reach."""
     import torch
 
     n = n or (2048 if device == "cpu" else 8192)  # a GPU needs larger ones to reach its peak
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    torch.matmul(a, b)
+    if dtype == torch.int8:
+        a = torch.randint(-128, 128, (n, n), dtype=torch.int8, device=device)
+        b = torch.randint(-128, 128, (n, n), dtype=torch.int8, device=device)
+
+        def product() -> Any:
+            return torch._int_mm(a, b)
+    else:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+
+        def product() -> Any:
+            return torch.matmul(a, b)
+
+    product()
     best = float("inf")
     for _ in range(repeats):
         if device != "cpu":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        torch.matmul(a, b)
+        product()
         if device != "cpu":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
@@ -388,6 +414,76 @@ def folder_mb(folder: Path) -> float:
     if not folder.exists():
         return 0.0
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+class OtherLoad:
+    """How many cores other processes than this benchmark kept busy during a span.
+
+    The load average cannot tell the benchmark's own threads from the rest of a shared
+    machine, and it lags by a minute. Here: the machine's busy CPU time (psutil, /proc/stat)
+    over the span, less the CPU time this process and its workers used, divided by the
+    wall time. A round taken while other work held more than `--max-other-load` cores is
+    repeated (torch's thread pool suffers far more from that than OpenVINO's, so a noisy
+    round skews every ratio to `predict`).
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.me = psutil.Process()
+
+    def _own(self) -> float:
+        total = 0.0
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except self.psutil.Error:  # a child that ended in between
+                continue
+            total += t.user + t.system
+        return total
+
+    def _busy(self) -> float:
+        t = self.psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+
+    def start(self) -> None:
+        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    def stop(self) -> float:
+        wall = max(time.perf_counter() - self.t0, 1e-6)
+        other = (self._busy() - self.busy0) - (self._own() - self.own0)
+        return round(max(other, 0.0) / wall, 2)
+
+
+def timed_rounds(
+    names: list[str],
+    repeats: int,
+    call: Any,
+    args: argparse.Namespace,
+    meter: OtherLoad,
+) -> tuple[dict[str, list[dict[str, Any]]], list[float], int]:
+    """`repeats` interleaved rounds of `call(name)` (order rotating), each repeated while
+    other work held more than `args.max_other_load` cores, up to `args.noisy_retries` times;
+    a round still noisy after that is kept, counted in the third value."""
+    replies: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    loads: list[float] = []
+    noisy = 0
+    for r in range(repeats):
+        shift = r % max(1, len(names))
+        order = names[shift:] + names[:shift]
+        for attempt in range(args.noisy_retries + 1):
+            meter.start()
+            got = {name: call(name) for name in order}
+            other = meter.stop()
+            if other <= args.max_other_load or attempt == args.noisy_retries:
+                break
+            print(f"  round {r + 1}: other load {other} cores, repeating", flush=True)
+        noisy += other > args.max_other_load
+        loads.append(other)
+        for name, reply in got.items():
+            replies[name].append(reply)
+    return replies, loads, noisy
 
 
 def load_average() -> list[float]:
@@ -629,6 +725,7 @@ def bench_model(
     live, failed = start_workers(contenders, model, args, work, label.replace(" ", "_"))
     pool = measured_pool(texts, max(sizes))
     rows: list[dict[str, Any]] = []
+    meter = OtherLoad()
     try:
         for n in sizes:
             candidates = pool[:n]
@@ -651,15 +748,21 @@ def bench_model(
                 else:
                     replies[name] = []
             names = [n_ for n_ in live if n_ not in errors]
-            for r in range(repeats):
-                shift = r % max(1, len(names))
-                for name in names[shift:] + names[:shift]:
-                    reply = live[name].request(request)
+            got, loads, noisy = timed_rounds(
+                names,
+                repeats,
+                lambda name, request=request: live[name].request(request),
+                args,
+                meter,
+            )
+            for name, answers in got.items():
+                for reply in answers:
                     if "error" in reply:
                         errors[name] = reply["error"]
                     elif name not in errors:
                         replies[name].append(reply)
-                sample_peaks(peaks, args.device)
+            sample_peaks(peaks, args.device)
+            noise = {"other_load": statistics.median(loads) if loads else None, "noisy": noisy}
             rows += cell_rows(
                 label,
                 n,
@@ -671,6 +774,7 @@ def bench_model(
                 lengths,
                 flops,
                 peaks,
+                noise,
             )
     finally:
         for w in live.values():
@@ -694,7 +798,10 @@ def peak_dtypes(device: str) -> dict[str, Any]:
     import torch
 
     if device == "cpu":
-        return {"fp32": torch.float32, "bf16": torch.bfloat16}
+        peaks = {"fp32": torch.float32, "bf16": torch.bfloat16}
+        if hasattr(torch, "_int_mm"):
+            peaks["int8"] = torch.int8
+        return peaks
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -704,7 +811,9 @@ def peak_key(name: str, settings: dict[str, Any]) -> str:
         return "bf16"
     if "fp16" in name or dtype == "float16":
         return "fp16"
-    return "fp32"  # int8 has no matmul peak of its own here: quoted against fp32
+    if "int8" in name:
+        return "int8"
+    return "fp32"
 
 
 def cell_rows(
@@ -718,6 +827,7 @@ def cell_rows(
     lengths: list[int],
     flops: float,
     peaks: dict[str, float],
+    noise: dict[str, Any],
 ) -> list[dict[str, Any]]:
     rows = []
     # The baseline: predict; for a causal LM, predict fed the card's prompt; where neither ran,
@@ -752,6 +862,8 @@ def cell_rows(
             max_rss_mb=round(max(x["max_rss_mb"] for x in got)),
             load_s=w.loaded.get("load_s"),
             disk_cache_mb=round(w.cache_mb(), 1),
+            other_load=noise["other_load"],
+            noisy_rounds=noise["noisy"],
         )
         if base_s:
             row["x_predict"] = round(base_s / seconds, 2)
@@ -877,16 +989,25 @@ def peak_text(row: dict[str, Any]) -> str:
     return f"{100 * row['peak_fraction']:.0f}% {row['peak_used']}"
 
 
+def noise_text(row: dict[str, Any]) -> str:
+    """The median cores other work held during the cell's rounds; 'noisy' when some round
+    stayed above --max-other-load after its retries."""
+    if row.get("other_load") is None:
+        return "-"
+    text = f"{row['other_load']:g}"
+    return f"{text} (noisy: {row['noisy_rounds']})" if row.get("noisy_rounds") else text
+
+
 def print_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| model | N | mode | median ms | x predict | pairs/s | % of matmul peak | tau "
-        "| top-10 | max abs diff | peak RSS MB | disk cache MB | load s |"
+        "| top-10 | max abs diff | peak RSS MB | disk cache MB | load s | other load |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         if "error" in r:
             why = " ".join(r["error"].split()).replace("|", "/")[:90]
-            lines.append(f"| {r['model']} | {r['n']} | {r['mode']} | {why} ||||||||||")
+            lines.append(f"| {r['model']} | {r['n']} | {r['mode']} | {why} |||||||||||")
             continue
         lines.append(
             f"| {r['model']} | {r['n']} | {r['mode']} | {r['latency_s'] * 1000:.0f} "
@@ -895,7 +1016,7 @@ def print_table(rows: list[dict[str, Any]]) -> str:
             f"| {peak_text(r)} "
             f"| {r.get('kendall_tau', '')} | {r.get('top10_overlap', '')} "
             f"| {r.get('max_abs_diff', 'ranks only')} | {r['peak_rss_mb']} "
-            f"| {r['disk_cache_mb']:g} | {r['load_s']} |"
+            f"| {r['disk_cache_mb']:g} | {r['load_s']} | {noise_text(r)} |"
         )
     table = "\n".join(lines)
     print(table)
@@ -909,7 +1030,7 @@ INT8_MODE = "crossrank openvino int8 (calibrated)"
 
 def fidelity_class(row: dict[str, Any]) -> str:
     """exact (tau 1, diff <= 1e-4), bf16 (tau >= 0.98, top-10 >= 0.9), int8 (tau >= 0.95,
-    top-10 >= 0.9) or lossy: the classes of the issue's targets."""
+    top-10 >= 0.9) or lossy: the classes in which a peer is compared with crossrank."""
     tau, top = row.get("kendall_tau", 0.0), row.get("top10_overlap", 0.0)
     diff = row.get("max_abs_diff")
     same_scores = row.get("rank_only") or (diff is not None and diff <= 1e-4)
@@ -940,35 +1061,34 @@ def check_targets(
         if not cell:
             continue
         where = f"{model} N={n}"
+        # Issue 20's targets: the share of the roof measured in this run, not a ratio to a
+        # baseline whose speed depends on the machine's load.
         d = cell.get(DEFAULT_MODE)
         if d:
             exact = d.get("kendall_tau", 0) >= 0.9999 and d.get("max_abs_diff", 1) <= 1e-4
             add(
-                f"{where}: default exact, >= 2.0x predict",
-                f"{d['x_predict']}x, tau {d['kendall_tau']}, diff {d.get('max_abs_diff')}",
-                exact and d["x_predict"] >= 2.0,
+                f"{where}: default exact (tau 1, diff <= 1e-4), >= 65% of the fp32 peak",
+                f"{peak_text(d)}, {d['x_predict']}x predict, tau {d['kendall_tau']}, "
+                f"diff {d.get('max_abs_diff')}",
+                exact and (d.get("peak_fraction") or 0) >= 0.65,
             )
         b = cell.get(BF16_MODE)
         if b:
-            ok = b["kendall_tau"] >= 0.98 and b["top10_overlap"] >= 0.9
+            ok = b["kendall_tau"] >= 0.99
             add(
-                f"{where}: bf16 tau >= 0.98, top-10 >= 0.9, >= 4x predict, >= 60% bf16 peak",
-                f"{b['x_predict']}x, {100 * b['peak_fraction']:.0f}% of the bf16 peak, "
-                f"tau {b['kendall_tau']}, top-10 {b['top10_overlap']}",
-                ok and b["x_predict"] >= 4.0 and b["peak_fraction"] >= 0.6,
+                f"{where}: bf16 tau >= 0.99, >= 55% of the bf16 peak",
+                f"{peak_text(b)}, {b['x_predict']}x predict, tau {b['kendall_tau']}",
+                ok and (b.get("peak_fraction") or 0) >= 0.55,
             )
-        ok_modes = [
-            r
-            for name, r in cell.items()
-            if name.startswith("crossrank") and fidelity_class(r) != "lossy"
-        ]
-        if ok_modes:
-            fast = max(ok_modes, key=lambda r: r["x_predict"])
+        q = cell.get(INT8_MODE)
+        if q and b:
+            ok = q["kendall_tau"] >= 0.97 and q["top10_overlap"] >= 0.9
+            speed = round(b["latency_s"] / q["latency_s"], 2)
             add(
-                f"{where}: fastest mode with tau >= 0.95, top-10 >= 0.9 at >= 6x predict",
-                f"{fast['mode']}: {fast['x_predict']}x (tau {fast['kendall_tau']}, "
-                f"top-10 {fast['top10_overlap']})",
-                fast["x_predict"] >= 6.0,
+                f"{where}: int8 tau >= 0.97, top-10 >= 0.9, >= 1.4x the bf16 mode",
+                f"{speed}x bf16 ({peak_text(q)}), tau {q['kendall_tau']}, "
+                f"top-10 {q['top10_overlap']}",
+                ok and speed >= 1.4,
             )
         # Peers: each against crossrank's mode of the same fidelity class.
         headline = {"exact": DEFAULT_MODE, "bf16": BF16_MODE, "int8": INT8_MODE}
